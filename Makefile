@@ -1,0 +1,47 @@
+# Berth's developer entry points. The README's two commands are `make demo` and `make test`;
+# both set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo venv controlplane cluster-up cluster-down kubeconfig test test-fast test-cluster lint
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+controlplane:
+	hack/build-controlplane.sh
+
+cluster-up:
+	hack/cluster.sh up
+
+cluster-down:
+	hack/cluster.sh down
+
+kubeconfig:
+	@hack/cluster.sh kubeconfig
+
+# All tests: the fast cluster-free tier, then the tier that runs against the local control plane
+# (started by the test session if it is not running, and stopped again if the session started it).
+test: venv controlplane
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not cluster"
+
+test-cluster: venv controlplane
+	$(PY) -m pytest -m cluster
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The main job. Until the operator lands, it brings up the local cluster and shows its GPU nodes.
+demo: cluster-up
+	@hack/cluster.sh show

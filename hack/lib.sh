@@ -1,0 +1,26 @@
+# Shared settings for hack/ scripts: pinned versions, cache paths and a hermetic Go environment.
+# Sourced, not executed.
+HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$HACK_DIR/.." && pwd)
+# shellcheck source=versions.env
+source "$HACK_DIR/versions.env"
+
+BERTH_CACHE=${BERTH_CACHE:-$HOME/.cache/berth}
+# One folder per combination of versions, so a version bump never mixes binaries.
+CONTROLPLANE_KEY="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
+CONTROLPLANE_DIR="$BERTH_CACHE/$CONTROLPLANE_KEY"
+CONTROLPLANE_BIN="$CONTROLPLANE_DIR/bin"
+CONTROLPLANE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd etcdctl kwok kwokctl)
+
+# Module downloads and compiled packages are shared by every version folder.
+export GOMODCACHE="$BERTH_CACHE/go/mod"
+export GOCACHE="$BERTH_CACHE/go/build"
+# The machine's Go is the toolchain; never let go.mod trigger a toolchain download.
+export GOTOOLCHAIN=local
+export GOFLAGS="-buildvcs=false"
+export CGO_ENABLED=0
+
+log() { printf '[berth-hack] %s\n' "$*" >&2; }
+
+# k8s.io staging modules are versioned v0.X.Y for Kubernetes v1.X.Y.
+staging_version() { printf 'v0.%s' "${KUBERNETES_VERSION#v1.}"; }

@@ -1,0 +1,1 @@
+"""Berth's Kubernetes operator: reconciles ModelDeployments into inference pods."""

@@ -1,0 +1,1 @@
+"""Berth's bundled generation server."""

@@ -1,0 +1,86 @@
+"""The local control plane as the tests see it: start or reuse it, talk to it, wait on it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from kubernetes import client, config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_SCRIPT = REPO_ROOT / "hack" / "cluster.sh"
+
+T = TypeVar("T")
+
+
+def cluster_script(*args: str) -> str:
+    """Runs hack/cluster.sh and returns its stdout (its progress log goes to stderr, shown live)."""
+    done = subprocess.run([str(CLUSTER_SCRIPT), *args], check=True, stdout=subprocess.PIPE, text=True)
+    return done.stdout.strip()
+
+
+def cluster_running() -> bool:
+    return subprocess.run([str(CLUSTER_SCRIPT), "status"], check=False).returncode == 0
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: Path
+    bin_dir: Path
+
+    def api_client(self) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    @contextmanager
+    def namespace(self, prefix: str = "test") -> Iterator[str]:
+        """A fresh namespace, deleted afterwards (the namespace controller removes what is in it)."""
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        core = client.CoreV1Api(self.api_client())
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        try:
+            yield name
+        finally:
+            core.delete_namespace(name)
+
+
+@contextmanager
+def local_cluster() -> Iterator[Cluster]:
+    """Brings the local cluster up, or reuses a running one; stops it afterwards only if it started it
+    (set BERTH_KEEP_CLUSTER=1 to keep it for the next run)."""
+    started_here = not cluster_running()
+    cluster_script("up")
+    try:
+        yield Cluster(kubeconfig=Path(cluster_script("kubeconfig")), bin_dir=Path(cluster_script("bin")))
+    finally:
+        if started_here and os.environ.get("BERTH_KEEP_CLUSTER") != "1":
+            cluster_script("down")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Polls check() until it returns something truthy; fails with `what` and the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
