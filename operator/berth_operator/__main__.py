@@ -1,0 +1,3 @@
+from berth_operator.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""The only module that talks to the Kubernetes API: plain dicts in and out, over the official client's
+connection handling (kubeconfig, in-cluster tokens, TLS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+
+from berth_operator import api
+from berth_operator.conditions import now_rfc3339
+from berth_operator.naming import FIELD_MANAGER
+
+# (apiVersion, kind) -> plural, for the kinds the operator reads or writes.
+PLURALS = {
+    ("v1", "Service"): "services",
+    ("v1", "Pod"): "pods",
+    ("v1", "Node"): "nodes",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    ("v1", "Secret"): "secrets",
+    ("v1", "Event"): "events",
+    ("apps/v1", "Deployment"): "deployments",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    (api.API_VERSION, api.KIND): api.PLURAL,
+}
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, body: dict[str, Any] | None, method: str, path: str) -> None:
+        self.status = status
+        self.reason = (body or {}).get("reason", "")
+        self.message = (body or {}).get("message", "")
+        super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}")
+
+    @property
+    def client_error(self) -> bool:
+        """The request itself was refused (invalid, forbidden): retrying the same thing will not help."""
+        return self.status in (400, 403, 422)
+
+
+def path(
+    api_version: str, kind: str, namespace: str | None = None, name: str | None = None, sub: str = ""
+) -> str:
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    if namespace:
+        base += f"/namespaces/{namespace}"
+    base += f"/{PLURALS[(api_version, kind)]}"
+    if name:
+        base += f"/{name}"
+    return base + (f"/{sub}" if sub else "")
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG or the path given)."""
+    if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()
+        return client.ApiClient()
+    return config.new_client_from_config(config_file=kubeconfig or os.environ.get("KUBECONFIG"))
+
+
+@dataclass
+class Kube:
+    api_client: client.ApiClient
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        _, full_url, headers, payload, _ = self.api_client.param_serialize(
+            method=method,
+            resource_path=url,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api_client.call_api(method, full_url, header_params=headers, body=payload)
+        data = response.read()
+        parsed = json.loads(data) if data else {}
+        if response.status >= 400:
+            raise KubeError(response.status, parsed if isinstance(parsed, dict) else None, method, url)
+        return parsed
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", path(api_version, kind, namespace, name))
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        return self.request("GET", path(api_version, kind, namespace), query=query).get("items", [])
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply as the operator's field manager, taking over conflicting fields."""
+        meta = obj["metadata"]
+        url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        return self.request("PATCH", url, body=obj, query=query, content_type="application/apply-patch+yaml")
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        try:
+            self.request("DELETE", path(api_version, kind, namespace, name))
+            return True
+        except KubeError as error:
+            if error.status == 404:
+                return False
+            raise
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        url = path(api.API_VERSION, api.KIND, namespace, name, sub="status")
+        return self.request(
+            "PATCH", url, body={"status": status}, content_type="application/merge-patch+json"
+        )
+
+    def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        meta = involved["metadata"]
+        now = now_rfc3339()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": socket.gethostname()[:128],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.request("POST", path("v1", "Event", meta["namespace"]), body=event)

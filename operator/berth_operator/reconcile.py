@@ -1,0 +1,149 @@
+"""One idempotent reconcile of a ModelDeployment: read, render, apply, derive status, report.
+
+Level-based: whatever event triggered it, it looks at the whole current state and converges to the
+desired one, so it can run any number of times, in any order, after a crash or a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth_operator import api, metrics
+from berth_operator.api import ModelDeploymentStatus
+from berth_operator.conditions import now_rfc3339
+from berth_operator.kube import Kube, KubeError
+from berth_operator.milestones import milestones
+from berth_operator.naming import OWNER_LABEL
+from berth_operator.preflight import preflight
+from berth_operator.render import Settings, endpoint, render_all, render_pdb
+from berth_operator.sources import model_mount
+from berth_operator.status import Problem, Snapshot, compute_status, invalid_spec_status
+from berth_operator.validation import SpecError, parse_model_deployment
+
+log = logging.getLogger("berth.reconcile")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # Gone | InvalidSpec | ApplyFailed | Reconciled
+    status: ModelDeploymentStatus | None = None
+    retry: bool = False  # a transient failure: try again later
+
+
+@dataclass
+class Reconciler:
+    kube: Kube
+    settings: Settings = field(default_factory=Settings)
+    _locks: defaultdict[tuple[str, str], threading.Lock] = field(
+        default_factory=lambda: defaultdict(threading.Lock)
+    )
+
+    def reconcile(self, namespace: str, name: str, apply: bool = True) -> Outcome:
+        """apply=False only refreshes status (for events of pods, which need no writes)."""
+        started = time.monotonic()
+        with self._locks[(namespace, name)]:
+            try:
+                outcome = self._reconcile(namespace, name, apply)
+            except KubeError as error:
+                log.warning("Reconcile of ModelDeployment %s/%s failed: %s", namespace, name, error)
+                outcome = Outcome("Error", retry=True)
+        metrics.RECONCILES.labels(outcome.result).inc()
+        if outcome.result == "Gone":
+            metrics.record_conditions((namespace, name), None)
+        elif outcome.status is not None:
+            metrics.record_conditions((namespace, name), outcome.status.conditions)
+        metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+        return outcome
+
+    def _reconcile(self, namespace: str, name: str, apply: bool) -> Outcome:
+        body = self.kube.get(api.API_VERSION, api.KIND, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return Outcome("Gone")
+        generation = body["metadata"].get("generation", 0)
+        previous = _previous_status(body)
+        try:
+            md = parse_model_deployment(body)
+        except SpecError as error:
+            status = invalid_spec_status(generation, error.problems, previous, now_rfc3339())
+            self._report(body, previous, status)
+            return Outcome("InvalidSpec", status)
+
+        deployment = self.kube.get("apps/v1", "Deployment", namespace, name)
+        problems: list[Problem] = []
+        if apply:
+            try:
+                deployment = self._apply(md)
+            except KubeError as error:
+                if not error.client_error:
+                    raise
+                problems.append(
+                    Problem("ApplyFailed", f"the API server refused the rendered objects: {error.message}")
+                )
+        pods = self.kube.list("v1", "Pod", namespace, f"{OWNER_LABEL}={name}")
+        problems += self._preflight(md)
+        snapshot = Snapshot(md, generation, deployment, pods, problems, endpoint(md))
+        status = compute_status(snapshot, previous, now_rfc3339())
+        self._report(body, previous, status)
+        return Outcome(
+            "ApplyFailed" if problems and problems[0].reason == "ApplyFailed" else "Reconciled", status
+        )
+
+    def _apply(self, md: api.ModelDeployment) -> dict[str, Any]:
+        deployment: dict[str, Any] = {}
+        for obj in render_all(md, self.settings):
+            applied = self.kube.apply(obj)
+            if obj["kind"] == "Deployment":
+                deployment = applied
+        if render_pdb(md) is None:
+            self.kube.delete("policy/v1", "PodDisruptionBudget", md.namespace, md.name)
+        return deployment
+
+    def _preflight(self, md: api.ModelDeployment) -> list[Problem]:
+        claim = model_mount(md.spec.model).claim
+        secret = md.spec.model.credentials_secret
+        claim_exists = (
+            None
+            if not claim
+            else self.kube.get("v1", "PersistentVolumeClaim", md.namespace, claim) is not None
+        )
+        secret_exists = (
+            None if not secret else self.kube.get("v1", "Secret", md.namespace, secret) is not None
+        )
+        nodes = self.kube.list("v1", "Node") if md.spec.gpus else []
+        return preflight(md, nodes, claim_exists, secret_exists)
+
+    def _report(
+        self, body: dict[str, Any], previous: ModelDeploymentStatus, status: ModelDeploymentStatus
+    ) -> None:
+        """Writes the status only when it changed (so no write retriggers anything), then its Events."""
+        new = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+        if new == previous.model_dump(by_alias=True, exclude_none=True, mode="json"):
+            return
+        # A merge patch sets what is given; fields that became unset must be nulled explicitly.
+        cleared = {k: None for k in previous.model_dump(by_alias=True, exclude_none=True) if k not in new}
+        meta = body["metadata"]
+        self.kube.patch_status(meta["namespace"], meta["name"], {**new, **cleared})
+        for milestone in milestones(previous, status):
+            log.info(
+                "ModelDeployment %s/%s: %s: %s",
+                meta["namespace"],
+                meta["name"],
+                milestone.reason,
+                milestone.message,
+            )
+            self.kube.post_event(body, milestone.type, milestone.reason, milestone.message)
+
+
+def _previous_status(body: dict[str, Any]) -> ModelDeploymentStatus:
+    aliases = {f.alias for f in ModelDeploymentStatus.model_fields.values()}
+    known = {k: v for k, v in (body.get("status") or {}).items() if k in aliases}
+    try:
+        return ModelDeploymentStatus.model_validate(known)
+    except ValueError:
+        # A status written by another version of the operator: start afresh rather than fail forever.
+        return ModelDeploymentStatus()

@@ -1,0 +1,237 @@
+"""Renders a ModelDeployment into the objects that serve it: a Deployment, a Service and, with more than
+one replica, a PodDisruptionBudget. Pure: the parsed spec in, plain dicts out (what `berth render`
+prints and what the operator applies with server-side apply)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from berth_runtime import contract
+
+from berth_operator.api import ModelDeployment
+from berth_operator.naming import child_metadata, endpoint_url, pod_labels, selector_labels
+from berth_operator.sources import ModelMount, fetch_env, model_mount
+
+RUNTIME_CONTAINER = "runtime"
+FETCH_CONTAINER = "fetch-model"
+SCRATCH_VOLUME = "scratch"
+SHM_VOLUME = "dshm"
+# Seconds the endpoints controller and kube-proxies get to stop routing to a stopping pod before it
+# is sent SIGTERM: stop routing first, then drain.
+PRE_STOP_SLEEP_SECONDS = 5
+UID = 1000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Operator-wide settings (the Helm chart sets them as environment variables)."""
+
+    runtime_image: str = "ghcr.io/berth-dev/berth-runtime:0.1.0"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(runtime_image=os.environ.get("BERTH_RUNTIME_IMAGE", cls.runtime_image))
+
+
+def restricted_container_security() -> dict[str, Any]:
+    """Pod Security Standards "restricted", container level."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": contract.PORT_NAME},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 5,
+    }
+
+
+def _runtime_container(md: ModelDeployment, mount: ModelMount, settings: Settings) -> dict[str, Any]:
+    spec, runtime = md.spec, md.spec.runtime
+    serve = contract.ServeArgs(
+        model=mount.model_path,
+        served_model_name=md.name,
+        dtype=runtime.dtype,
+        quantization=spec.quantization,
+        tensor_parallel_size=max(spec.gpus, 1),
+        max_batch_size=runtime.max_batch_size,
+        max_model_len=runtime.max_model_len,
+        drain_timeout=runtime.drain_timeout_seconds,
+        extra=tuple(runtime.args),
+    )
+    limits = dict(spec.resources.limits)
+    if spec.gpus:
+        limits[spec.gpu_resource_name] = spec.gpus
+    resources: dict[str, Any] = {}
+    if spec.resources.requests:
+        resources["requests"] = dict(spec.resources.requests)
+    if limits:
+        resources["limits"] = limits
+    env = [
+        {"name": contract.ENV_HOME, "value": contract.SCRATCH_DIR},
+        {"name": contract.ENV_OFFLINE, "value": "1"},
+        *[e.model_dump(by_alias=True, exclude_none=True) for e in runtime.env],
+    ]
+    mounts = [{"name": SCRATCH_VOLUME, "mountPath": contract.SCRATCH_DIR}, *mount.mounts]
+    if spec.gpus > 1:
+        mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+    container: dict[str, Any] = {
+        "name": RUNTIME_CONTAINER,
+        "image": runtime.image or settings.runtime_image,
+        "command": list(contract.COMMAND),
+        "args": serve.argv(),
+        "env": env,
+        "ports": [{"name": contract.PORT_NAME, "containerPort": contract.PORT, "protocol": "TCP"}],
+        "resources": resources,
+        "volumeMounts": mounts,
+        # Loading weights can take many minutes: the startup probe allows startupTimeoutSeconds before
+        # liveness starts counting, so a loading pod is never killed as dead.
+        "startupProbe": _http_probe(contract.HEALTH_PATH, 10, max(runtime.startup_timeout_seconds // 10, 1)),
+        "livenessProbe": _http_probe(contract.HEALTH_PATH, 10, 3),
+        "readinessProbe": _http_probe(contract.READY_PATH, 5, 2),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
+        "securityContext": restricted_container_security(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if runtime.image_pull_policy:
+        container["imagePullPolicy"] = runtime.image_pull_policy
+    return container
+
+
+def _fetch_container(md: ModelDeployment, mount: ModelMount, settings: Settings) -> dict[str, Any]:
+    assert mount.fetch is not None
+    container: dict[str, Any] = {
+        "name": FETCH_CONTAINER,
+        "image": md.spec.runtime.image or settings.runtime_image,
+        "command": list(contract.COMMAND),
+        "args": mount.fetch.argv(),
+        "env": [{"name": contract.ENV_HOME, "value": contract.SCRATCH_DIR}, *fetch_env(md.spec.model)],
+        "volumeMounts": [
+            {"name": SCRATCH_VOLUME, "mountPath": contract.SCRATCH_DIR},
+            {**mount.mounts[0], "readOnly": False},
+        ],
+        "securityContext": restricted_container_security(),
+    }
+    if md.spec.model.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": md.spec.model.credentials_secret}}]
+    return container
+
+
+def _gpu_tolerations(md: ModelDeployment) -> list[dict[str, Any]]:
+    """GPU node pools are commonly tainted with the GPU resource name; a GPU pod tolerates that."""
+    if not md.spec.gpus:
+        return []
+    return [{"key": md.spec.gpu_resource_name, "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def render_pod_template(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
+    spec = md.spec
+    mount = model_mount(spec.model)
+    volumes = [{"name": SCRATCH_VOLUME, "emptyDir": {}}, *mount.volumes]
+    if spec.gpus > 1:
+        # NCCL between tensor-parallel ranks needs more shared memory than the default 64Mi.
+        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}})
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": UID,
+            "runAsGroup": UID,
+            "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": PRE_STOP_SLEEP_SECONDS + spec.runtime.drain_timeout_seconds + 10,
+        "containers": [_runtime_container(md, mount, settings)],
+        "volumes": volumes,
+    }
+    if mount.fetch:
+        pod_spec["initContainers"] = [_fetch_container(md, mount, settings)]
+    scheduling = spec.scheduling
+    if scheduling.node_selector:
+        pod_spec["nodeSelector"] = dict(scheduling.node_selector)
+    tolerations = [*scheduling.tolerations, *_gpu_tolerations(md)]
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    if scheduling.affinity:
+        pod_spec["affinity"] = scheduling.affinity
+    if scheduling.priority_class_name:
+        pod_spec["priorityClassName"] = scheduling.priority_class_name
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    metadata: dict[str, Any] = {"labels": pod_labels(md)}
+    if spec.pod_metadata.annotations:
+        metadata["annotations"] = dict(spec.pod_metadata.annotations)
+    return {"metadata": metadata, "spec": pod_spec}
+
+
+def render_deployment(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
+    rollout = md.spec.rollout
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": child_metadata(md),
+        "spec": {
+            "replicas": md.spec.replicas,
+            "selector": {"matchLabels": selector_labels(md)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": rollout.max_surge, "maxUnavailable": rollout.max_unavailable},
+            },
+            "progressDeadlineSeconds": rollout.progress_deadline_seconds,
+            "revisionHistoryLimit": md.spec.revision_history_limit,
+            "template": render_pod_template(md, settings),
+        },
+    }
+
+
+def render_service(md: ModelDeployment) -> dict[str, Any]:
+    port = {
+        "name": contract.PORT_NAME,
+        "port": contract.PORT,
+        "targetPort": contract.PORT_NAME,
+        "protocol": "TCP",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": child_metadata(md),
+        "spec": {"type": "ClusterIP", "selector": selector_labels(md), "ports": [port]},
+    }
+
+
+def render_pdb(md: ModelDeployment) -> dict[str, Any] | None:
+    """Voluntary disruptions (node drains) take one replica at a time; none with a single replica,
+    where a PDB would block every drain."""
+    if md.spec.replicas <= 1:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": child_metadata(md),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(md)}},
+    }
+
+
+def render_all(md: ModelDeployment, settings: Settings) -> list[dict[str, Any]]:
+    """Everything the ModelDeployment should own, in apply order."""
+    objects = [render_service(md), render_deployment(md, settings)]
+    pdb = render_pdb(md)
+    if pdb:
+        objects.append(pdb)
+    return objects
+
+
+def endpoint(md: ModelDeployment) -> str:
+    return endpoint_url(md, contract.PORT)

@@ -1,0 +1,77 @@
+"""The contract between the operator and the runtime: command line, port, paths and endpoints.
+
+The operator renders pods from these constants and the runtime's command line is parsed from them, so
+the two cannot drift apart. docs/runtime-contract.md explains them for people. This module must stay
+importable without torch: the operator image does not have it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COMMAND = ("berth-runtime",)
+SERVE = "serve"
+FETCH = "fetch"
+
+PORT = 8000
+PORT_NAME = "http"
+HEALTH_PATH = "/health"  # process and engine loop alive (liveness, startup)
+READY_PATH = "/ready"  # model loaded, warmed up, self-test passed, not draining (readiness)
+METRICS_PATH = "/metrics"  # Prometheus
+API_PREFIX = "/v1"  # OpenAI-compatible API
+
+MODEL_DIR = "/models"  # where a pvc:// volume is mounted or hf:// / s3:// weights are fetched to
+SCRATCH_DIR = "/tmp"  # the only writable path in the container (an emptyDir)
+
+# Environment the operator sets on every runtime container.
+ENV_HOME = "HOME"
+ENV_OFFLINE = "HF_HUB_OFFLINE"  # the runtime never downloads; fetching is the init container's job
+
+
+@dataclass(frozen=True)
+class ServeArgs:
+    """`berth-runtime serve` options the operator passes; the runtime's parser is built from these names."""
+
+    model: str
+    served_model_name: str
+    port: int = PORT
+    dtype: str = "auto"
+    quantization: str = "none"
+    tensor_parallel_size: int = 1
+    max_batch_size: int = 32
+    max_model_len: int | None = None
+    drain_timeout: int = 60
+    extra: tuple[str, ...] = field(default=())
+
+    def argv(self) -> list[str]:
+        """The container args, after COMMAND: `serve --model ... [extra]`."""
+        args = [
+            SERVE,
+            "--model", self.model,
+            "--served-model-name", self.served_model_name,
+            "--host", "0.0.0.0",
+            "--port", str(self.port),
+            "--dtype", self.dtype,
+            "--quantization", self.quantization,
+            "--tensor-parallel-size", str(self.tensor_parallel_size),
+            "--max-batch-size", str(self.max_batch_size),
+            "--drain-timeout", str(self.drain_timeout),
+        ]  # fmt: skip
+        if self.max_model_len is not None:
+            args += ["--max-model-len", str(self.max_model_len)]
+        return args + list(self.extra)
+
+
+@dataclass(frozen=True)
+class FetchArgs:
+    """`berth-runtime fetch`: downloads a pinned model revision (safetensors only) into dest."""
+
+    source: str
+    revision: str | None
+    dest: str = MODEL_DIR
+
+    def argv(self) -> list[str]:
+        args = [FETCH, self.source, "--dest", self.dest]
+        if self.revision:
+            args += ["--revision", self.revision]
+        return args
