@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo venv controlplane cluster-up cluster-down kubeconfig test test-fast test-cluster lint
+.PHONY: demo generate venv controlplane cluster-up cluster-down kubeconfig test test-fast test-cluster lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,8 @@ lint: venv
 # The main job. Until the operator lands, it brings up the local cluster and shows its GPU nodes.
 demo: cluster-up
 	@hack/cluster.sh show
+
+# Regenerates the files derived from code: the CRD (from the pydantic API) and the RBAC.
+generate: venv
+	$(PY) -m berth_operator.crd --write
+	$(PY) -m berth_operator.rbac --write

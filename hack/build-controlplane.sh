@@ -9,8 +9,9 @@ source "$(dirname "$0")/lib.sh"
 mkdir -p "$CONTROLPLANE_BIN"
 
 have() { # have BINARY EXPECTED_VERSION_SUBSTRING VERSION_ARGS...
-  local bin="$CONTROLPLANE_BIN/$1" want=$2; shift 2
-  [ -x "$bin" ] && "$bin" "$@" 2>/dev/null | grep -qF -- "$want"
+  local bin="$CONTROLPLANE_BIN/$1" want=$2 out; shift 2
+  # Capture first: with pipefail, grep -q closing the pipe early would fail the check at random.
+  [ -x "$bin" ] && out=$("$bin" "$@" 2>/dev/null) && grep -qF -- "$want" <<<"$out"
 }
 
 # The wrapper modules are committed; a pin change without regenerating them would silently build

@@ -113,8 +113,7 @@ class ModelSource(ApiModel):
         ),
         Rule(
             rule="!self.source.startsWith('hf://') || has(self.revision)",
-            message="is required for hf:// sources: pin a commit SHA or tag so every pod loads the same "
-            "weights",
+            message="is required for hf:// sources: pin a commit SHA or tag so every pod loads the same weights",
             field_path=".revision",
         ),
         Rule(
@@ -134,9 +133,7 @@ class EnvVar(ApiModel):
 class RuntimeConfig(ApiModel):
     """The bundled runtime (berth-runtime serve) the pods run."""
 
-    image: str | None = Field(
-        default=None, max_length=512, description="Defaults to the operator's runtime image."
-    )
+    image: str | None = Field(default=None, max_length=512, description="Defaults to the operator's runtime image.")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     max_batch_size: int = Field(default=32, ge=1, le=1024, description="Most sequences decoded together.")
     max_model_len: int | None = Field(
@@ -160,9 +157,7 @@ class RuntimeConfig(ApiModel):
             rule="!has(self.args) || self.args.all(a, "
             + " && ".join(f"!a.startsWith('{f}')" for f in RESERVED_RUNTIME_FLAGS)
             + ")",
-            message="must not set "
-            + ", ".join(RESERVED_RUNTIME_FLAGS)
-            + ": the operator sets them from the spec",
+            message="must not set " + ", ".join(RESERVED_RUNTIME_FLAGS) + ": the operator sets them from the spec",
             field_path=".args",
         ),
     )
@@ -188,12 +183,8 @@ PERCENT_OR_COUNT = "type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')"
 class Rollout(ApiModel):
     """How a new version replaces the old one."""
 
-    max_surge: IntOrString = Field(
-        default=1, description="Extra replicas allowed during a rollout (count or %)."
-    )
-    max_unavailable: IntOrString = Field(
-        default=0, description="Replicas that may be missing during a rollout."
-    )
+    max_surge: IntOrString = Field(default=1, description="Extra replicas allowed during a rollout (count or %).")
+    max_unavailable: IntOrString = Field(default=0, description="Replicas that may be missing during a rollout.")
     progress_deadline_seconds: int = Field(
         default=1800, ge=60, le=86400, description="How long a rollout may go without progress."
     )
@@ -233,9 +224,7 @@ class ModelDeploymentSpec(ApiModel):
         description="The release a team ships (e.g. 2026-11-01); changing it rolls out a new version.",
     )
     quantization: Quantization = "none"
-    gpus: int = Field(
-        default=1, ge=0, le=16, description="GPUs per replica, used tensor-parallel; 0 runs on CPU."
-    )
+    gpus: int = Field(default=1, ge=0, le=16, description="GPUs per replica, used tensor-parallel; 0 runs on CPU.")
     replicas: int = Field(default=1, ge=0, le=1000)
     gpu_resource_name: str = Field(
         default="nvidia.com/gpu",

@@ -49,9 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="berth", description="Serve LLMs on Kubernetes with Berth.")
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="print the objects the operator would create")
-    render.add_argument(
-        "-f", "--filename", action="append", required=True, help="manifest file, or - for stdin"
-    )
+    render.add_argument("-f", "--filename", action="append", required=True, help="manifest file, or - for stdin")
     render.add_argument("-n", "--namespace", default="default", help="namespace for objects that name none")
     render.add_argument("--runtime-image", help="runtime image the operator is configured with")
     render.set_defaults(run=render_command)

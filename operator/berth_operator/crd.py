@@ -76,11 +76,7 @@ def _structural(node: Any, defs: dict[str, Any], rules: dict[str, list[dict[str,
         node.pop("default", None)
     if node.get("x-kubernetes-preserve-unknown-fields"):
         node.pop("additionalProperties", None)
-    out = {
-        key: _structural(value, defs, rules)
-        for key, value in node.items()
-        if key not in ("$defs", "properties")
-    }
+    out = {key: _structural(value, defs, rules) for key, value in node.items() if key not in ("$defs", "properties")}
     if "properties" in node:
         out["properties"] = {k: _structural(v, defs, rules) for k, v in node["properties"].items()}
     if title in rules and node.get("type") == "object":

@@ -25,6 +25,13 @@ def _touch() -> None:
     _last_event = time.monotonic()
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster ServiceAccount first, else the kubeconfig named by KUBECONFIG at this moment (the
+    client library's default login reads KUBECONFIG once, at import, before --kubeconfig is seen)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Berth's own annotation prefix, and no finalizers: uninstalling the operator first must never

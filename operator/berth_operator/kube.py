@@ -34,7 +34,13 @@ class KubeError(Exception):
         self.status = status
         self.reason = (body or {}).get("reason", "")
         self.message = (body or {}).get("message", "")
+        causes = ((body or {}).get("details") or {}).get("causes") or []
+        self.causes = {cause.get("reason", "") for cause in causes}
         super().__init__(f"{method} {path}: {status} {self.reason}: {self.message}")
+
+    @property
+    def namespace_terminating(self) -> bool:
+        return "NamespaceTerminating" in self.causes
 
     @property
     def client_error(self) -> bool:
@@ -42,9 +48,7 @@ class KubeError(Exception):
         return self.status in (400, 403, 422)
 
 
-def path(
-    api_version: str, kind: str, namespace: str | None = None, name: str | None = None, sub: str = ""
-) -> str:
+def path(api_version: str, kind: str, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     if namespace:
         base += f"/namespaces/{namespace}"
@@ -121,9 +125,7 @@ class Kube:
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         url = path(api.API_VERSION, api.KIND, namespace, name, sub="status")
-        return self.request(
-            "PATCH", url, body={"status": status}, content_type="application/merge-patch+json"
-        )
+        return self.request("PATCH", url, body={"status": status}, content_type="application/merge-patch+json")
 
     def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         meta = involved["metadata"]

@@ -23,9 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--kubeconfig", help="kubeconfig to use outside a cluster (default: in-cluster, then KUBECONFIG)"
     )
     parser.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: off)")
-    parser.add_argument(
-        "--health-port", type=int, default=8081, help="liveness endpoint port, /healthz (0: off)"
-    )
+    parser.add_argument("--health-port", type=int, default=8081, help="liveness endpoint port, /healthz (0: off)")
     parser.add_argument("--verbose", "-v", action="store_true")
     return parser.parse_args(argv)  # fmt: skip
 

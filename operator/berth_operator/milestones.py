@@ -19,11 +19,7 @@ def milestones(before: ModelDeploymentStatus, after: ModelDeploymentStatus) -> l
     found: list[Milestone] = []
     if after.rollout_version and after.rollout_version != before.rollout_version:
         found.append(Milestone("Normal", "RolloutStarted", f"Rolling out version {after.rollout_version}"))
-    if (
-        after.serving_version
-        and after.serving_version != before.serving_version
-        and not after.rollout_version
-    ):
+    if after.serving_version and after.serving_version != before.serving_version and not after.rollout_version:
         found.append(Milestone("Normal", "RolloutComplete", f"Version {after.serving_version} is serving"))
     old_ready, new_ready = find(before.conditions, READY), find(after.conditions, READY)
     if new_ready and (old_ready is None or old_ready.status != new_ready.status):

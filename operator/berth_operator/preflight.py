@@ -24,8 +24,7 @@ def gpu_problem(md: ModelDeployment, nodes: list[dict[str, Any]]) -> Problem | N
         return None
     eligible = [n for n in nodes if _eligible(n, md.spec.scheduling.node_selector)]
     offers = {
-        n["metadata"]["name"]: int((n.get("status") or {}).get("allocatable", {}).get(resource, 0))
-        for n in eligible
+        n["metadata"]["name"]: int((n.get("status") or {}).get("allocatable", {}).get(resource, 0)) for n in eligible
     }
     largest = max(offers.values(), default=0)
     if largest >= gpus:
@@ -33,8 +32,7 @@ def gpu_problem(md: ModelDeployment, nodes: list[dict[str, Any]]) -> Problem | N
     where = ", ".join(f"{name}={count}" for name, count in sorted(offers.items())) or "no eligible nodes"
     return Problem(
         "InsufficientGPU",
-        f"each replica needs {gpus} {resource} but the largest eligible node has {largest} allocatable "
-        f"({where})",
+        f"each replica needs {gpus} {resource} but the largest eligible node has {largest} allocatable ({where})",
     )
 
 
@@ -46,15 +44,11 @@ def preflight(
     claim = model_mount(md.spec.model).claim
     if claim and claim_exists is False:
         problems.append(
-            Problem(
-                "ModelVolumeNotFound", f"PersistentVolumeClaim {claim} not found in namespace {md.namespace}"
-            )
+            Problem("ModelVolumeNotFound", f"PersistentVolumeClaim {claim} not found in namespace {md.namespace}")
         )
     secret = md.spec.model.credentials_secret
     if secret and secret_exists is False:
-        problems.append(
-            Problem("CredentialsSecretNotFound", f"Secret {secret} not found in namespace {md.namespace}")
-        )
+        problems.append(Problem("CredentialsSecretNotFound", f"Secret {secret} not found in namespace {md.namespace}"))
     gpu = gpu_problem(md, nodes)
     if gpu:
         problems.append(gpu)

@@ -39,9 +39,7 @@ class Outcome:
 class Reconciler:
     kube: Kube
     settings: Settings = field(default_factory=Settings)
-    _locks: defaultdict[tuple[str, str], threading.Lock] = field(
-        default_factory=lambda: defaultdict(threading.Lock)
-    )
+    _locks: defaultdict[tuple[str, str], threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock))
 
     def reconcile(self, namespace: str, name: str, apply: bool = True) -> Outcome:
         """apply=False only refreshes status (for events of pods, which need no writes)."""
@@ -79,19 +77,17 @@ class Reconciler:
             try:
                 deployment = self._apply(md)
             except KubeError as error:
+                if error.namespace_terminating:
+                    return Outcome("Gone")  # the namespace controller is deleting the ModelDeployment too
                 if not error.client_error:
                     raise
-                problems.append(
-                    Problem("ApplyFailed", f"the API server refused the rendered objects: {error.message}")
-                )
+                problems.append(Problem("ApplyFailed", f"the API server refused the rendered objects: {error.message}"))
         pods = self.kube.list("v1", "Pod", namespace, f"{OWNER_LABEL}={name}")
         problems += self._preflight(md)
         snapshot = Snapshot(md, generation, deployment, pods, problems, endpoint(md))
         status = compute_status(snapshot, previous, now_rfc3339())
         self._report(body, previous, status)
-        return Outcome(
-            "ApplyFailed" if problems and problems[0].reason == "ApplyFailed" else "Reconciled", status
-        )
+        return Outcome("ApplyFailed" if problems and problems[0].reason == "ApplyFailed" else "Reconciled", status)
 
     def _apply(self, md: api.ModelDeployment) -> dict[str, Any]:
         deployment: dict[str, Any] = {}
@@ -107,19 +103,13 @@ class Reconciler:
         claim = model_mount(md.spec.model).claim
         secret = md.spec.model.credentials_secret
         claim_exists = (
-            None
-            if not claim
-            else self.kube.get("v1", "PersistentVolumeClaim", md.namespace, claim) is not None
+            None if not claim else self.kube.get("v1", "PersistentVolumeClaim", md.namespace, claim) is not None
         )
-        secret_exists = (
-            None if not secret else self.kube.get("v1", "Secret", md.namespace, secret) is not None
-        )
+        secret_exists = None if not secret else self.kube.get("v1", "Secret", md.namespace, secret) is not None
         nodes = self.kube.list("v1", "Node") if md.spec.gpus else []
         return preflight(md, nodes, claim_exists, secret_exists)
 
-    def _report(
-        self, body: dict[str, Any], previous: ModelDeploymentStatus, status: ModelDeploymentStatus
-    ) -> None:
+    def _report(self, body: dict[str, Any], previous: ModelDeploymentStatus, status: ModelDeploymentStatus) -> None:
         """Writes the status only when it changed (so no write retriggers anything), then its Events."""
         new = status.model_dump(by_alias=True, exclude_none=True, mode="json")
         if new == previous.model_dump(by_alias=True, exclude_none=True, mode="json"):
@@ -136,7 +126,13 @@ class Reconciler:
                 milestone.reason,
                 milestone.message,
             )
-            self.kube.post_event(body, milestone.type, milestone.reason, milestone.message)
+            try:
+                self.kube.post_event(body, milestone.type, milestone.reason, milestone.message)
+            except KubeError as error:
+                # Events are for people; losing one must not fail or repeat the reconcile.
+                log.warning(
+                    "Event %s for %s/%s not posted: %s", milestone.reason, meta["namespace"], meta["name"], error
+                )
 
 
 def _previous_status(body: dict[str, Any]) -> ModelDeploymentStatus:

@@ -8,11 +8,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from berth_runtime import contract
-
 from berth_operator.api import ModelDeployment
 from berth_operator.naming import child_metadata, endpoint_url, pod_labels, selector_labels
 from berth_operator.sources import ModelMount, fetch_env, model_mount
+from berth_runtime import contract
 
 RUNTIME_CONTAINER = "runtime"
 FETCH_CONTAINER = "fetch-model"

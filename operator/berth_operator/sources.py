@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from berth_runtime import contract
-
 from berth_operator.api import ModelSource
+from berth_runtime import contract
 
 MODEL_VOLUME = "model"
 

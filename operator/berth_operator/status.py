@@ -19,6 +19,8 @@ STUCK_WAITING = {
     "CreateContainerConfigError": "ContainerConfigError",
     "CreateContainerError": "ContainerConfigError",
 }
+# Progressing reasons under which spec.version is the version being rolled out.
+ROLLING = ("Creating", "RollingOut", "ProgressDeadlineExceeded")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,13 @@ def _rollout(snapshot: Snapshot) -> tuple[bool, str, str]:
     return False, "RolloutComplete", f"version {version} is serving on {desired} replicas"
 
 
+def _scaling_only(snapshot: Snapshot, previous: ModelDeploymentStatus) -> bool:
+    """The same version on every pod, only more or fewer of them: a scale, not a rollout."""
+    dep_status = (snapshot.deployment or {}).get("status") or {}
+    no_old_pods = dep_status.get("replicas", 0) <= dep_status.get("updatedReplicas", 0)
+    return previous.serving_version == snapshot.md.spec.version and no_old_pods
+
+
 def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str) -> ModelDeploymentStatus:
     md = snapshot.md
     desired = md.spec.replicas
@@ -104,6 +113,8 @@ def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str
     ready = dep_status.get("readyReplicas", 0)
     available = dep_status.get("availableReplicas", 0)
     progressing, progress_reason, progress_message = _rollout(snapshot)
+    if progress_reason == "RollingOut" and _scaling_only(snapshot, previous):
+        progress_reason, progress_message = "Scaling", f"scaling to {desired} replicas, {available} available"
     complete = progress_reason == "RolloutComplete"
     if progress_reason == "ProgressDeadlineExceeded":
         problems = [Problem(progress_reason, progress_message)]
@@ -114,15 +125,11 @@ def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str
         is_ready, ready_reason, ready_message = True, "ScaledToZero", "0 replicas requested"
     elif snapshot.deployment is not None and available >= desired:
         is_ready, ready_reason = True, "MinimumReplicasAvailable"
-        ready_message = (
-            f"{available}/{desired} replicas available, serving version {serving or md.spec.version}"
-        )
+        ready_message = f"{available}/{desired} replicas available, serving version {serving or md.spec.version}"
     else:
         is_ready = False
         ready_reason = (
-            problems[0].reason
-            if problems
-            else ("Creating" if snapshot.deployment is None else "ReplicasNotReady")
+            problems[0].reason if problems else ("Creating" if snapshot.deployment is None else "ReplicasNotReady")
         )
         ready_message = problems[0].message if problems else f"{available}/{desired} replicas available"
     observed = [
@@ -141,7 +148,7 @@ def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str
         ready=f"{ready}/{desired}",
         selector=f"{OWNER_LABEL}={md.name}",
         serving_version=serving if (available or complete) else None,
-        rollout_version=None if complete else md.spec.version,
+        rollout_version=md.spec.version if progress_reason in ROLLING else None,
         endpoint=snapshot.endpoint,
     )
 

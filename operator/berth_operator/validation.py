@@ -51,9 +51,7 @@ def _rule_violations(model: BaseModel, path: str) -> list[str]:
 def _field_errors(error: ValidationError, prefix: str) -> list[str]:
     lines = []
     for item in error.errors():
-        where = ".".join(
-            str(p) for p in item["loc"] if p not in ("int", "str") and not str(p).startswith("function-")
-        )
+        where = ".".join(str(p) for p in item["loc"] if p not in ("int", "str") and not str(p).startswith("function-"))
         lines.append(f"{prefix}.{where}: {item['msg']}" if where else f"{prefix}: {item['msg']}")
     return lines
 

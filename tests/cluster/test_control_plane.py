@@ -20,9 +20,7 @@ def gpu_deployment(
     container = client.V1Container(
         name="server",
         image="registry.invalid/berth/never-pulled:0",
-        resources=client.V1ResourceRequirements(
-            limits={GPU: str(gpus)} if gpus else None, requests={"cpu": "100m"}
-        ),
+        resources=client.V1ResourceRequirements(limits={GPU: str(gpus)} if gpus else None, requests={"cpu": "100m"}),
     )
     return client.V1Deployment(
         metadata=client.V1ObjectMeta(name=name),
@@ -53,9 +51,7 @@ def test_version_is_the_pinned_kubernetes(cluster: Cluster) -> None:
 def test_nodes_are_ready_and_advertise_gpus(cluster: Cluster) -> None:
     nodes = client.CoreV1Api(cluster.api_client()).list_node().items
     ready = {
-        n.metadata.name
-        for n in nodes
-        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
+        n.metadata.name for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
     }
     assert ready == {n.metadata.name for n in nodes}
     gpus = {n.metadata.name: int(n.status.allocatable.get(GPU, "0")) for n in nodes}
@@ -137,9 +133,7 @@ def test_deleting_the_owner_garbage_collects_its_children(cluster: Cluster) -> N
         wait_for(lambda: not pods_of(core, ns, "owned"), 60, "the pods collected")
 
 
-@pytest.mark.parametrize(
-    ("behaviour", "waiting_reason"), [("never-ready", None), ("crash-loop", "CrashLoopBackOff")]
-)
+@pytest.mark.parametrize(("behaviour", "waiting_reason"), [("never-ready", None), ("crash-loop", "CrashLoopBackOff")])
 def test_kwok_stages_keep_labelled_pods_from_becoming_ready(
     cluster: Cluster, behaviour: str, waiting_reason: str | None
 ) -> None:

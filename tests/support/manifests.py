@@ -51,9 +51,7 @@ def merge(target: dict[str, Any], change: dict[str, Any]) -> None:
 
 
 INVALID = [
-    Invalid(
-        "unknown-scheme", {"model": {"source": "ftp://host/model"}}, "spec.model.source", ("hf://", "pvc://")
-    ),
+    Invalid("unknown-scheme", {"model": {"source": "ftp://host/model"}}, "spec.model.source", ("hf://", "pvc://")),
     Invalid("hf-without-revision", {"model": {"source": "hf://org/model"}}, "spec.model.revision", ("pin",)),
     Invalid(
         "credentials-for-local-source",
@@ -65,9 +63,7 @@ INVALID = [
     Invalid("unknown-quantization", {"quantization": "int3"}, "spec.quantization", ("bf16", "int4")),
     Invalid("three-gpus", {"gpus": 3}, "spec.gpus", ("1, 2, 4, 8 or 16",)),
     Invalid("int4-on-cpu", {"gpus": 0, "quantization": "int4"}, "spec.quantization", ("need a GPU",)),
-    Invalid(
-        "float16-on-cpu", {"gpus": 0, "runtime": {"dtype": "float16"}}, "spec.runtime.dtype", ("needs a GPU",)
-    ),
+    Invalid("float16-on-cpu", {"gpus": 0, "runtime": {"dtype": "float16"}}, "spec.runtime.dtype", ("needs a GPU",)),
     Invalid("negative-replicas", {"replicas": -1}, "spec.replicas", ("greater than or equal to 0",)),
     Invalid("version-with-spaces", {"version": "v 1"}, "spec.version", ("match",)),
     Invalid("missing-version", {"version": None}, "spec.version", ("equired",)),
@@ -77,9 +73,7 @@ INVALID = [
         "spec.rollout",
         ("cannot both be 0",),
     ),
-    Invalid(
-        "surge-not-a-percentage", {"rollout": {"maxSurge": "lots"}}, "spec.rollout.maxSurge", ("percentage",)
-    ),
+    Invalid("surge-not-a-percentage", {"rollout": {"maxSurge": "lots"}}, "spec.rollout.maxSurge", ("percentage",)),
     Invalid(
         "reserved-runtime-flag",
         {"runtime": {"args": ["--port=9000"]}},

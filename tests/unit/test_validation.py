@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from berth_operator.validation import SpecError, parse_model_deployment
 
+from berth_operator.validation import SpecError, parse_model_deployment
 from tests.support.manifests import INVALID, Invalid, model_deployment
 
 

@@ -1,0 +1,282 @@
+"""The operator against the real control plane, acting with only the RBAC it declares."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+
+from berth_operator.render import Settings, render_all
+from berth_operator.validation import parse_model_deployment
+from tests.support.cluster import Cluster, wait_for
+from tests.support.manifests import INVALID, Invalid, model_deployment
+from tests.support.operator import (
+    OperatorProcess,
+    apply_manifest,
+    condition,
+    get_json,
+    wait_condition,
+    wait_status,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+def with_claim(cluster: Cluster, namespace: str, claim: str = "models") -> None:
+    """A bound PVC for pvc:// sources: a pre-bound PV, which the PV controller binds; kwok mounts nothing."""
+    volume = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": f"{claim}-{namespace}"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadOnlyMany"],
+            "storageClassName": "",
+            "hostPath": {"path": "/var/lib/berth-test-models"},
+            "claimRef": {"namespace": namespace, "name": claim},
+        },
+    }
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": claim, "namespace": namespace},
+        "spec": {
+            "accessModes": ["ReadOnlyMany"],
+            "storageClassName": "",
+            "volumeName": f"{claim}-{namespace}",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    for obj in (volume, pvc):
+        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
+    wait_for(
+        lambda: get_json(cluster, "pvc", claim, "-n", namespace)["status"].get("phase") == "Bound",
+        30,
+        "PVC bound",
+    )
+
+
+def subset(expected: object, actual: object, where: str = "") -> list[str]:
+    """Where `actual` (a live object) differs from `expected` (rendered), ignoring server-added fields."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return [d for key, value in expected.items() for d in subset(value, actual.get(key), f"{where}.{key}")]
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in subset(e, a, f"{where}[{i}]")]
+    return [] if str(expected) == str(actual) else [f"{where}: rendered {expected!r}, live {actual!r}"]
+
+
+@pytest.mark.parametrize("invalid", INVALID, ids=lambda i: i.case)
+def test_api_server_rejects_invalid_manifest_naming_the_field(api_installed: Cluster, invalid: Invalid) -> None:
+    manifest = invalid.manifest()
+    manifest["metadata"]["name"] = f"invalid-{invalid.case}"
+    done = api_installed.kubectl("apply", "-n", "default", "-f", "-", stdin=json.dumps(manifest), check=False)
+    assert done.returncode != 0, f"{invalid.case} was accepted"
+    assert invalid.path in done.stderr, done.stderr
+    for word in invalid.says:
+        assert word in done.stderr, done.stderr
+
+
+def test_create_renders_children_schedules_on_gpu_nodes_and_reports_ready(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        manifest = model_deployment("tiny", gpus=2, replicas=2)
+        apply_manifest(cluster, ns, manifest)
+        md = wait_condition(cluster, ns, "tiny", "Ready", "True")
+
+        live_md = parse_model_deployment(md)
+        for rendered in render_all(live_md, Settings(runtime_image="berth-runtime:test")):
+            kind = rendered["kind"].lower()
+            live = get_json(cluster, kind, "tiny", "-n", ns)
+            assert not subset(rendered, live), subset(rendered, live)
+            assert live["metadata"]["ownerReferences"][0]["uid"] == md["metadata"]["uid"]
+
+        nodes = {n["metadata"]["name"]: n for n in get_json(cluster, "nodes")["items"]}
+        pods = get_json(cluster, "pods", "-n", ns, "-l", "berth.dev/modeldeployment=tiny")["items"]
+        assert len(pods) == 2
+        for pod in pods:
+            assert int(nodes[pod["spec"]["nodeName"]]["status"]["allocatable"].get("nvidia.com/gpu", 0)) >= 2
+
+        status = md["status"]
+        assert status["observedGeneration"] == md["metadata"]["generation"]
+        assert (status["replicas"], status["readyReplicas"], status["availableReplicas"]) == (2, 2, 2)
+        assert status["ready"] == "2/2" and status["servingVersion"] == "2026-11-01"
+        assert status["endpoint"] == f"http://tiny.{ns}.svc:8000/v1"
+        for c in status["conditions"]:
+            assert c["observedGeneration"] == md["metadata"]["generation"], c
+        assert condition(md, "Degraded")["status"] == "False"
+
+        columns = cluster.kubectl("get", "md", "tiny", "-n", ns).stdout.split("\n")
+        assert columns[0].split() == [
+            "NAME",
+            "MODEL",
+            "VERSION",
+            "QUANT",
+            "GPUS",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+        ]
+        assert columns[1].split()[:8] == [
+            "tiny",
+            "pvc://models/tiny-llama",
+            "2026-11-01",
+            "none",
+            "2",
+            "2/2",
+            "2",
+            "2",
+        ]
+
+        events = get_json(
+            cluster,
+            "events",
+            "-n",
+            ns,
+            "--field-selector",
+            "involvedObject.name=tiny,involvedObject.kind=ModelDeployment",
+        )
+        assert {"RolloutStarted", "Ready"} <= {e["reason"] for e in events["items"]}
+
+
+def test_status_settles_without_a_hot_loop(cluster: Cluster, operator: OperatorProcess) -> None:
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        apply_manifest(cluster, ns, model_deployment("calm", replicas=1))
+        wait_condition(cluster, ns, "calm", "Ready", "True")
+        before = (
+            get_json(cluster, "md", "calm", "-n", ns),
+            get_json(cluster, "deployment", "calm", "-n", ns),
+        )
+        time.sleep(5)  # watching a quiet window is the point of this test
+        after = (get_json(cluster, "md", "calm", "-n", ns), get_json(cluster, "deployment", "calm", "-n", ns))
+        for old, new in zip(before, after, strict=True):
+            assert old["metadata"]["resourceVersion"] == new["metadata"]["resourceVersion"], new["kind"]
+
+
+def test_scale_and_version_change_roll_out_through_the_deployment(cluster: Cluster, operator: OperatorProcess) -> None:
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        apply_manifest(cluster, ns, model_deployment("tiny", replicas=1))
+        wait_condition(cluster, ns, "tiny", "Ready", "True")
+
+        cluster.kubectl("scale", "md", "tiny", "-n", ns, "--replicas=3")
+        wait_status(cluster, ns, "tiny", "ready", "3/3")
+        assert get_json(cluster, "deployment", "tiny", "-n", ns)["spec"]["replicas"] == 3
+        assert get_json(cluster, "pdb", "tiny", "-n", ns)["spec"]["maxUnavailable"] == 1
+
+        cluster.kubectl("patch", "md", "tiny", "-n", ns, "--type=merge", "-p", '{"spec":{"version":"2026-12-01"}}')
+        md = wait_status(cluster, ns, "tiny", "servingVersion", "2026-12-01")
+        assert condition(md, "Progressing")["reason"] == "RolloutComplete" and "rolloutVersion" not in md["status"]
+        assert condition(md, "Ready")["status"] == "True" and md["status"]["ready"] == "3/3"
+        pods = get_json(cluster, "pods", "-n", ns, "-l", "berth.dev/modeldeployment=tiny")["items"]
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        assert {p["metadata"]["labels"]["app.kubernetes.io/version"] for p in live} == {"2026-12-01"}
+        # kwok pods are ready at once, so the Progressing phase is seen through the Events, in order.
+        events = get_json(cluster, "events", "-n", ns, "--field-selector", "involvedObject.kind=ModelDeployment")
+        said = [e["message"] for e in sorted(events["items"], key=lambda e: int(e["metadata"]["resourceVersion"]))]
+        assert said.index("Rolling out version 2026-12-01") < said.index("Version 2026-12-01 is serving"), said
+
+        cluster.kubectl("scale", "md", "tiny", "-n", ns, "--replicas=1")
+        wait_status(cluster, ns, "tiny", "ready", "1/1")
+        wait_for(
+            lambda: cluster.kubectl("get", "pdb", "tiny", "-n", ns, check=False).returncode != 0,
+            30,
+            "PDB removed",
+        )
+
+
+def test_more_gpus_than_any_node_has_is_reported_not_ready(cluster: Cluster, operator: OperatorProcess) -> None:
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        apply_manifest(cluster, ns, model_deployment("huge", gpus=8, replicas=1))
+        md = wait_condition(cluster, ns, "huge", "Ready", "False", "InsufficientGPU")
+        message = condition(md, "Ready")["message"]
+        assert "needs 8 nvidia.com/gpu" in message and "largest eligible node has 4" in message, message
+        assert condition(md, "Degraded")["status"] == "True"
+        pods = get_json(cluster, "pods", "-n", ns)["items"]
+        assert pods and all(p["status"]["phase"] == "Pending" for p in pods)
+
+
+def test_crash_looping_pods_are_reported_degraded(cluster: Cluster, operator: OperatorProcess) -> None:
+    """kwok's crash-loop stage (hack/kwok/stages.yaml) stands in for a runtime that exits at start-up."""
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        sick = {"labels": {"kwok.berth.dev/behaviour": "crash-loop"}}
+        apply_manifest(cluster, ns, model_deployment("sick", replicas=1, podMetadata=sick))
+        md = wait_condition(cluster, ns, "sick", "Degraded", "True", "CrashLoop")
+        assert condition(md, "Ready")["status"] == "False"
+        assert "container runtime" in condition(md, "Degraded")["message"]
+
+
+def test_missing_volume_is_reported_degraded(cluster: Cluster, operator: OperatorProcess) -> None:
+    with cluster.namespace("md") as ns:
+        apply_manifest(cluster, ns, model_deployment("orphan", replicas=1))
+        md = wait_condition(cluster, ns, "orphan", "Degraded", "True", "ModelVolumeNotFound")
+        assert "PersistentVolumeClaim models not found" in condition(md, "Degraded")["message"]
+
+
+def test_deleting_the_model_deployment_removes_its_children(cluster: Cluster, operator: OperatorProcess) -> None:
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        apply_manifest(cluster, ns, model_deployment("short-lived", replicas=2))
+        wait_condition(cluster, ns, "short-lived", "Ready", "True")
+        cluster.kubectl("delete", "md", "short-lived", "-n", ns, "--wait=true", "--timeout=30s")
+        for kind in ("deployment", "service", "pdb"):
+            wait_for(
+                lambda kind=kind: not get_json(cluster, kind, "-n", ns)["items"],
+                60,
+                f"{kind} garbage-collected",
+            )
+        wait_for(lambda: not get_json(cluster, "pods", "-n", ns)["items"], 60, "pods gone")
+
+
+def test_operator_killed_midway_converges_without_duplicates_after_restart(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        operator.kill()
+        apply_manifest(cluster, ns, model_deployment("resilient", replicas=2))
+        operator.start()
+        # Kill again as soon as it has started acting, then let a fresh process finish the job.
+        wait_for(lambda: get_json(cluster, "deployments", "-n", ns)["items"], 30, "the Deployment created")
+        operator.kill()
+        operator.start()
+        md = wait_condition(cluster, ns, "resilient", "Ready", "True")
+        assert md["status"]["ready"] == "2/2"
+        for kind in ("deployments", "services", "replicasets"):
+            assert len(get_json(cluster, kind, "-n", ns)["items"]) == 1, kind
+        assert len(get_json(cluster, "pods", "-n", ns)["items"]) == 2
+
+
+def test_operator_metrics_and_liveness(operator: OperatorProcess) -> None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.health_port}/healthz", timeout=5) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    assert 'berth_operator_reconciles_total{result="Reconciled"}' in text
+    assert "berth_operator_reconcile_duration_seconds_bucket" in text
+    assert 'berth_operator_managed_objects{condition="Ready",status="True"}' in text
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource"),
+    [
+        ("list", "secrets"),
+        ("delete", "deployments"),
+        ("create", "pods"),
+        ("update", "nodes"),
+        ("delete", "modeldeployments"),
+        ("*", "*"),
+    ],
+)
+def test_operator_service_account_cannot_do_more_than_declared(
+    operator: OperatorProcess, cluster: Cluster, verb: str, resource: str
+) -> None:
+    done = cluster.kubectl("--kubeconfig", str(operator.kubeconfig), "auth", "can-i", verb, resource, "-A", check=False)
+    assert done.stdout.strip() == "no", (verb, resource, done.stdout, done.stderr)
