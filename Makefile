@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo generate venv controlplane cluster-up cluster-down kubeconfig test test-fast test-cluster lint
+.PHONY: demo demo-down generate venv controlplane cluster-up cluster-down kubeconfig test test-fast test-cluster lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,9 +42,12 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The main job. Until the operator lands, it brings up the local cluster and shows its GPU nodes.
-demo: cluster-up
-	@hack/cluster.sh show
+# The main job: the local cluster, the operator and an example ModelDeployment, Ready.
+demo: venv controlplane
+	hack/demo.sh up
+
+demo-down:
+	hack/demo.sh down
 
 # Regenerates the files derived from code: the CRD (from the pydantic API) and the RBAC.
 generate: venv

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The main job (make demo): the local cluster, the CRD, the operator running as its ServiceAccount,
+# and the example ModelDeployment applied and Ready.
+#   hack/demo.sh up     start everything (reuses what is running)
+#   hack/demo.sh down   stop the operator and the cluster
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+DEMO_DIR="$BERTH_CACHE/demo"
+PID_FILE="$DEMO_DIR/operator.pid"
+OPERATOR_LOG="$DEMO_DIR/operator.log"
+SA_KUBECONFIG="$DEMO_DIR/operator-kubeconfig.yaml"
+EXAMPLE="$REPO_ROOT/examples/tiny-demo.yaml"
+VENV_BIN="$REPO_ROOT/.venv/bin"
+HEALTH_PORT=${BERTH_DEMO_HEALTH_PORT:-18081}
+METRICS_PORT=${BERTH_DEMO_METRICS_PORT:-18080}
+
+kubeconfig() { "$HACK_DIR/cluster.sh" kubeconfig; }
+k() { "$CONTROLPLANE_BIN/kubectl" --kubeconfig "$(kubeconfig)" "$@"; }
+operator_running() { [ -f "$PID_FILE" ] && kill -0 "$(<"$PID_FILE")" 2>/dev/null; }
+
+# A kubeconfig holding only the operator ServiceAccount's token: the demo runs with the declared RBAC.
+write_sa_kubeconfig() {
+  local token server ca
+  token=$(k create token berth-operator -n berth-system --duration=24h)
+  server=$(k config view --raw -o jsonpath='{.clusters[0].cluster.server}')
+  ca=$(k config view --raw --flatten -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
+  cat >"$SA_KUBECONFIG" <<YAML
+apiVersion: v1
+kind: Config
+clusters: [{name: local, cluster: {server: "$server", certificate-authority-data: "$ca"}}]
+users: [{name: berth-operator, user: {token: "$token"}}]
+contexts: [{name: berth-operator, context: {cluster: local, user: berth-operator}}]
+current-context: berth-operator
+YAML
+}
+
+up() {
+  mkdir -p "$DEMO_DIR"
+  "$HACK_DIR/cluster.sh" up
+  log "installing the CRD and the operator's RBAC"
+  k apply --server-side -f "$REPO_ROOT/crds/" >&2
+  k wait --for=condition=Established crd/modeldeployments.berth.dev --timeout=30s >&2
+  k create namespace berth-system --dry-run=client -o yaml | k apply -f - >&2
+  k apply --server-side -f "$REPO_ROOT/deploy/rbac.yaml" >&2
+  if operator_running; then
+    log "operator already running (pid $(<"$PID_FILE"))"
+  else
+    write_sa_kubeconfig
+    log "starting the operator (log: $OPERATOR_LOG)"
+    nohup "$VENV_BIN/berth-operator" --kubeconfig "$SA_KUBECONFIG" --metrics-port "$METRICS_PORT" \
+      --health-port "$HEALTH_PORT" >"$OPERATOR_LOG" 2>&1 &
+    echo $! >"$PID_FILE"
+    for _ in $(seq 60); do
+      "$VENV_BIN/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$HEALTH_PORT/healthz', timeout=1)" \
+        2>/dev/null && break
+      operator_running || { tail -20 "$OPERATOR_LOG" >&2; log "the operator exited"; exit 1; }
+      sleep 0.5
+    done
+  fi
+  k create namespace berth-demo --dry-run=client -o yaml | k apply -f - >&2
+  k apply -f "$EXAMPLE" >&2
+  k wait --for=condition=Ready modeldeployment/tiny-demo -n berth-demo --timeout=120s >&2
+  echo
+  k get modeldeployments -n berth-demo
+  echo
+  k get deployments,services,poddisruptionbudgets,pods -n berth-demo -o wide
+  echo
+  echo "The operator runs as ServiceAccount berth-system/berth-operator; metrics: http://127.0.0.1:$METRICS_PORT/metrics"
+  echo "Try: export KUBECONFIG=$(kubeconfig) PATH=$CONTROLPLANE_BIN:\$PATH"
+  echo "     kubectl scale md tiny-demo -n berth-demo --replicas=3; kubectl get md -n berth-demo -w"
+  echo "Stop: make demo-down"
+}
+
+down() {
+  if operator_running; then
+    kill "$(<"$PID_FILE")" && log "operator stopped"
+  fi
+  rm -f "$PID_FILE"
+  "$HACK_DIR/cluster.sh" down
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
