@@ -220,6 +220,24 @@ def test_missing_volume_is_reported_degraded(cluster: Cluster, operator: Operato
         assert "PersistentVolumeClaim models not found" in condition(md, "Degraded")["message"]
 
 
+def test_missing_credentials_secret_is_reported_degraded(cluster: Cluster, operator: OperatorProcess) -> None:
+    with cluster.namespace("md") as ns:
+        model = {"source": "hf://org/tiny", "revision": "0123abc", "credentialsSecret": "hub-token"}
+        apply_manifest(cluster, ns, model_deployment("gated", replicas=1, model=model))
+        md = wait_condition(cluster, ns, "gated", "Degraded", "True", "CredentialsSecretNotFound")
+        assert f"Secret hub-token not found in namespace {ns}" in condition(md, "Degraded")["message"]
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hub-token"},
+            "stringData": {"HF_TOKEN": "t"},
+        }
+        cluster.kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(secret))
+        # Secrets are not watched (no list/watch on them): the next event, here a spec edit, clears it.
+        cluster.kubectl("patch", "md", "gated", "-n", ns, "--type=merge", "-p", '{"spec":{"replicas":2}}')
+        wait_condition(cluster, ns, "gated", "Degraded", "False")
+
+
 def test_deleting_the_model_deployment_removes_its_children(cluster: Cluster, operator: OperatorProcess) -> None:
     with cluster.namespace("md") as ns:
         with_claim(cluster, ns)
