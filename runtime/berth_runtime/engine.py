@@ -1,0 +1,245 @@
+"""Continuous batching in its own thread: requests join the running batch at every step (prefilled
+into a free KV-cache slot) and leave it the step they finish, so the batch is always as full as the
+waiting queue allows. The HTTP event loop only submits requests and receives their events."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from berth_runtime import metrics
+from berth_runtime.runner import ModelRunner
+from berth_runtime.sampling import SamplingParams, logprobs_of, make_generator, sample
+
+log = logging.getLogger("berth.engine")
+
+
+class Overloaded(Exception):
+    """The waiting queue is full; the caller should answer 429 with Retry-After."""
+
+
+@dataclass(frozen=True)
+class Token:
+    token: int
+    eos: bool = False  # an end-of-sequence token: counted, never shown as text
+    logprob: float | None = None
+    top_logprobs: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: str  # stop | length | abort | error
+    prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None
+
+
+Event = Token | Finished
+
+
+@dataclass
+class GenerationRequest:
+    request_id: str
+    prompt: list[int]
+    params: SamplingParams
+    sink: Callable[[Event], None]  # called on the engine thread
+    arrival: float = field(default_factory=time.monotonic)
+    cancelled: bool = False
+
+
+@dataclass
+class _Sequence:
+    request: GenerationRequest
+    slot: int
+    length: int = 0  # tokens in the cache
+    last_token: int = 0  # sampled, not yet in the cache
+    generated: int = 0
+    generator: torch.Generator | None = None
+    first_token_at: float = 0.0
+    last_token_at: float = 0.0
+
+
+class Engine:
+    def __init__(
+        self,
+        runner: ModelRunner,
+        eos_token_ids: frozenset[int],
+        max_batch_size: int,
+        max_queue: int = 256,
+        prefill_token_budget: int = 4096,
+    ) -> None:
+        self.runner = runner
+        self.eos = eos_token_ids
+        self.max_batch = min(max_batch_size, runner.cache.slots)
+        self.max_queue = max_queue
+        self.prefill_budget = prefill_token_budget
+        self.max_len = runner.cache.max_len
+        self._waiting: deque[GenerationRequest] = deque()
+        self._running: list[_Sequence] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="berth-engine", daemon=True)
+        self.heartbeat = time.monotonic()
+
+    # -- called from other threads ------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, request: GenerationRequest) -> None:
+        with self._cond:
+            if len(self._waiting) >= self.max_queue:
+                raise Overloaded(f"{len(self._waiting)} requests are waiting")
+            self._waiting.append(request)
+            self._cond.notify()
+        metrics.WAITING.set(len(self._waiting))
+
+    def cancel(self, request: GenerationRequest) -> None:
+        request.cancelled = True
+        with self._cond:
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._waiting and not self._running
+
+    def load(self) -> tuple[int, int]:
+        with self._cond:
+            return len(self._running), len(self._waiting)
+
+    def abort_all(self) -> None:
+        with self._cond:
+            for request in self._waiting:
+                request.cancelled = True
+            for sequence in self._running:
+                sequence.request.cancelled = True
+            self._cond.notify()
+
+    def stop(self, timeout: float = 10) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    # -- the engine thread --------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting and not self._running and not self._stopping:
+                    self._cond.wait(timeout=1.0)
+                    self.heartbeat = time.monotonic()
+                if self._stopping and not self._running and not self._waiting:
+                    return
+                admitted = self._take_admissions()
+            self.heartbeat = time.monotonic()
+            try:
+                self._drop_cancelled()
+                for request in admitted:
+                    self._prefill(request)
+                if self._running:
+                    self._decode_step()
+            except Exception as error:  # a bug, not a client mistake: fail what is in flight, keep serving
+                log.exception("Engine step failed")
+                for sequence in list(self._running):
+                    self._finish(sequence, "error", error=str(error))
+            self._publish_load()
+
+    def _take_admissions(self) -> list[GenerationRequest]:
+        admitted: list[GenerationRequest] = []
+        budget = self.prefill_budget
+        while self._waiting and len(self._running) + len(admitted) < self.max_batch:
+            if admitted and len(self._waiting[0].prompt) > budget:
+                break
+            request = self._waiting.popleft()
+            budget -= len(request.prompt)
+            admitted.append(request)
+        return admitted
+
+    def _publish_load(self) -> None:
+        metrics.RUNNING.set(len(self._running))
+        metrics.WAITING.set(len(self._waiting))
+        used = sum(s.length for s in self._running)
+        metrics.KV_USAGE.set(used / (self.runner.cache.slots * self.max_len))
+
+    def _prefill(self, request: GenerationRequest) -> None:
+        now = time.monotonic()
+        metrics.QUEUE_TIME.observe(now - request.arrival)
+        if request.cancelled:
+            request.sink(Finished("abort", len(request.prompt), 0))
+            return
+        sequence = _Sequence(request, slot=len(self._running), generator=make_generator(request.params))
+        self._running.append(sequence)
+        logits = self.runner.prefill(sequence.slot, request.prompt)
+        sequence.length = len(request.prompt)
+        metrics.PROMPT_TOKENS.inc(len(request.prompt))
+        self._emit(sequence, logits, self._choose(sequence, logits))
+
+    def _decode_step(self) -> None:
+        running = self._running
+        tokens = torch.tensor([s.last_token for s in running], device=self.runner.device)
+        positions = torch.tensor([s.length for s in running], device=self.runner.device)
+        logits = self.runner.decode(tokens, positions)
+        greedy = logits.argmax(dim=-1).tolist()
+        for sequence in running:
+            sequence.length += 1
+        for index, sequence in enumerate(list(running)):
+            row = logits[index]
+            token = greedy[index] if sequence.request.params.greedy else self._choose(sequence, row)
+            self._emit(sequence, row, token)
+
+    def _choose(self, sequence: _Sequence, logits: torch.Tensor) -> int:
+        return sample(logits, sequence.request.params, sequence.generator)
+
+    def _emit(self, sequence: _Sequence, logits: torch.Tensor, token: int) -> None:
+        params = sequence.request.params
+        now = time.monotonic()
+        if sequence.generated == 0:
+            sequence.first_token_at = now
+            metrics.TTFT.observe(now - sequence.request.arrival)
+        else:
+            metrics.ITL.observe(now - sequence.last_token_at)
+        sequence.last_token_at = now
+        sequence.generated += 1
+        sequence.last_token = token
+        metrics.GENERATION_TOKENS.inc()
+        eos = token in self.eos and not params.ignore_eos
+        logprob, top = (None, [])
+        if params.logprobs is not None:
+            logprob, top = logprobs_of(logits, token, params.logprobs)
+        sequence.request.sink(Token(token, eos=eos, logprob=logprob, top_logprobs=top))
+        if eos or token in params.stop_token_ids:
+            self._finish(sequence, "stop")
+        elif sequence.generated >= params.max_tokens or sequence.length >= self.max_len:
+            self._finish(sequence, "length")
+
+    def _drop_cancelled(self) -> None:
+        for sequence in [s for s in self._running if s.request.cancelled]:
+            self._finish(sequence, "abort")
+
+    def _finish(self, sequence: _Sequence, reason: str, error: str | None = None) -> None:
+        """Frees the slot, moving the last running sequence into it to keep slots 0..B-1 dense."""
+        running = self._running
+        if sequence in running:
+            last = running[-1]
+            if last is not sequence:
+                self.runner.cache.move(last.slot, sequence.slot, last.length)
+                last.slot = sequence.slot
+                running[sequence.slot] = last
+            running.pop()
+        request = sequence.request
+        metrics.E2E.observe(time.monotonic() - request.arrival)
+        metrics.SUCCESS.labels(reason).inc()
+        request.sink(Finished(reason, len(request.prompt), sequence.generated, error))
+
+    def describe(self) -> dict[str, Any]:
+        running, waiting = self.load()
+        return {"running": running, "waiting": waiting, "max_batch_size": self.max_batch, "max_queue": self.max_queue}

@@ -1,0 +1,124 @@
+"""The model runner: a Llama-family forward pass over a preallocated KV cache, for one prompt (prefill)
+or for every running sequence at once (decode).
+
+It calls the loaded transformers model's own modules (projections, norms, MLP, rotary embedding), so
+weights, quantized layers and numerics are the library's; what it adds is the cache layout that lets
+sequences join and leave the batch at every step. Running sequences occupy cache slots 0..B-1, so a
+decode step reads a view of the cache, never a copy.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from berth_runtime.loader import LoadedModel
+
+
+@dataclass(frozen=True)
+class Shape:
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+
+def shape_of(config: Any) -> Shape:
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return Shape(config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads, head_dim)
+
+
+class KVCache:
+    """Keys and values for `slots` sequences of up to `max_len` tokens: [layers, slots, kv_heads, len, dim]."""
+
+    def __init__(self, shape: Shape, slots: int, max_len: int, dtype: torch.dtype, device: torch.device) -> None:
+        size = (shape.layers, slots, shape.kv_heads, max_len, shape.head_dim)
+        self.k = torch.zeros(size, dtype=dtype, device=device)
+        self.v = torch.zeros(size, dtype=dtype, device=device)
+        self.slots, self.max_len = slots, max_len
+
+    def move(self, source: int, target: int, length: int) -> None:
+        """Moves a sequence to another slot (to keep running sequences in slots 0..B-1)."""
+        self.k[:, target, :, :length] = self.k[:, source, :, :length]
+        self.v[:, target, :, :length] = self.v[:, source, :, :length]
+
+    @property
+    def nbytes(self) -> int:
+        return 2 * self.k.numel() * self.k.element_size()
+
+
+class ModelRunner:
+    def __init__(self, loaded: LoadedModel, slots: int) -> None:
+        model = loaded.model
+        self.device = loaded.device
+        self.shape = shape_of(model.config)
+        self.layers = list(model.model.layers)
+        self.embed = model.model.embed_tokens
+        self.norm = model.model.norm
+        self.lm_head = model.lm_head
+        self.rotary = model.model.rotary_emb
+        self.apply_rotary = sys.modules[type(self.layers[0].self_attn).__module__].apply_rotary_pos_emb
+        self.scaling = self.layers[0].self_attn.scaling
+        # Quantized CPU layers compute in float32; the cache holds what the attention produces.
+        self.act_dtype = self.embed.weight.dtype
+        self.cache = KVCache(self.shape, slots, loaded.max_model_len, self.act_dtype, self.device)
+
+    def _qkv(self, layer: Any, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        attn = layer.self_attn
+        batch, length = hidden.shape[:2]
+        split = (batch, length, -1, self.shape.head_dim)
+        q, k, v = attn.q_proj(hidden).view(split), attn.k_proj(hidden).view(split), attn.v_proj(hidden).view(split)
+        if hasattr(attn, "q_norm"):  # Qwen3 normalizes queries and keys per head
+            q, k = attn.q_norm(q), attn.k_norm(k)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.norm(hidden)).float()
+
+    @torch.inference_mode()
+    def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:
+        """Runs a whole prompt, fills the slot's cache, returns the next-token logits [vocab]."""
+        ids = torch.tensor([tokens], device=self.device)
+        positions = torch.arange(len(tokens), device=self.device)[None]
+        hidden = self.embed(ids)
+        cos, sin = self.rotary(hidden, positions)
+        for index, layer in enumerate(self.layers):
+            residual = hidden
+            q, k, v = self._qkv(layer, layer.input_layernorm(hidden))
+            q, k = self.apply_rotary(q, k, cos, sin)
+            self.cache.k[index, slot, :, : len(tokens)] = k[0]
+            self.cache.v[index, slot, :, : len(tokens)] = v[0]
+            out = F.scaled_dot_product_attention(
+                q, k, v, is_causal=len(tokens) > 1, scale=self.scaling, enable_gqa=True
+            )
+            hidden = residual + layer.self_attn.o_proj(out.transpose(1, 2).reshape(1, len(tokens), -1))
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        return self._logits(hidden[:, -1])[0]
+
+    @torch.inference_mode()
+    def decode(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """One step for the sequences in slots 0..B-1: tokens[b] sits at positions[b]. Returns [B, vocab]."""
+        batch = tokens.shape[0]
+        span = int(positions.max()) + 1
+        slots = torch.arange(batch, device=self.device)
+        visible = (torch.arange(span, device=self.device)[None] <= positions[:, None])[:, None, None, :]
+        hidden = self.embed(tokens[:, None])
+        cos, sin = self.rotary(hidden, positions[:, None])
+        for index, layer in enumerate(self.layers):
+            residual = hidden
+            q, k, v = self._qkv(layer, layer.input_layernorm(hidden))
+            q, k = self.apply_rotary(q, k, cos, sin)
+            self.cache.k[index, slots, :, positions] = k[:, :, 0]
+            self.cache.v[index, slots, :, positions] = v[:, :, 0]
+            keys = self.cache.k[index, :batch, :, :span]
+            values = self.cache.v[index, :batch, :, :span]
+            out = F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=visible, scale=self.scaling, enable_gqa=True
+            )
+            hidden = residual + layer.self_attn.o_proj(out.transpose(1, 2).reshape(batch, 1, -1))
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        return self._logits(hidden[:, 0])
