@@ -10,6 +10,23 @@ from berth_runtime import contract
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="berth-runtime", description="Berth's model runtime.")
     commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(contract.SERVE, help="serve a model over the OpenAI API")
+    serve.add_argument("--model", required=True, help="a local checkpoint folder, or 'demo' (the embedded default)")
+    serve.add_argument("--served-model-name", help="model id in the API (default: --model)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=contract.PORT)
+    serve.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    serve.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
+    serve.add_argument("--quantization", default="none", choices=["none", "bf16", "fp16", "int8", "int4"])
+    serve.add_argument("--tensor-parallel-size", type=int, default=1)
+    serve.add_argument("--max-batch-size", type=int, default=32)
+    serve.add_argument("--max-model-len", type=int, help="default: the model's own limit")
+    serve.add_argument("--max-queue", type=int, default=256, help="waiting requests before 429s")
+    serve.add_argument("--drain-timeout", type=float, default=60, help="seconds SIGTERM waits for in-flight work")
+    serve.add_argument("--api-key-file", help="require this key as a Bearer token (else BERTH_API_KEY, if set)")
+    serve.add_argument("--self-test-prompt", help="a golden prompt that must produce output before /ready")
+    serve.add_argument("--self-test-expect", help="a regular expression the self-test output must match")
+    serve.add_argument("--self-test-budget-ms", type=int, help="the self-test's latency budget")
     fetch = commands.add_parser(contract.FETCH, help="download a pinned hub revision (safetensors only)")
     fetch.add_argument("source", help="hf://org/name")
     fetch.add_argument("--revision", help="commit SHA or tag (required)")
@@ -19,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == contract.SERVE:
+        from berth_runtime import serve
+
+        return serve.main(args)
     if args.command == contract.FETCH:
         from berth_runtime import fetch
 

@@ -1,0 +1,85 @@
+"""`berth-runtime serve`: starts answering /health at once, loads the model, warms up, runs the
+self-test, turns /ready true, and on SIGTERM drains and exits 0."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from aiohttp import web
+
+from berth_runtime import metrics
+from berth_runtime.errors import LoadError
+from berth_runtime.server import SelfTest, ServerState, build_app, install_drain, model_info, run_self_test
+
+log = logging.getLogger("berth.serve")
+
+
+def api_key(args: argparse.Namespace) -> str | None:
+    if args.api_key_file:
+        return Path(args.api_key_file).read_text().strip() or None
+    return os.environ.get("BERTH_API_KEY") or None
+
+
+def device_of(args: argparse.Namespace) -> str:
+    import torch
+
+    if args.device != "auto":
+        return args.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from berth_runtime.engine import Engine
+    from berth_runtime.loader import load
+    from berth_runtime.openai_api import OpenAIApi
+    from berth_runtime.runner import ModelRunner
+
+    state = ServerState(api_key=api_key(args))
+    runner = web.AppRunner(build_app(state), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.port).start()
+    install_drain(state, args.drain_timeout)
+    log.info("Listening on %s:%s; loading %s", args.host, args.port, args.model)
+    try:
+        loaded = await asyncio.to_thread(
+            load, args.model, device_of(args), args.dtype, args.quantization, args.max_model_len, state.progress
+        )
+    except LoadError as error:
+        state.progress.set("failed", str(error))
+        log.error("Cannot serve %s: %s", args.model, error)
+        await runner.cleanup()
+        return 1
+    metrics.WEIGHT_BYTES.set(loaded.weight_bytes)
+    log.info("Loaded %s: %s, quantization %s, %.1f MB of weights", loaded.path, loaded.dtype,
+             loaded.quantization, loaded.weight_bytes / 1e6)  # fmt: skip
+    engine = Engine(ModelRunner(loaded, args.max_batch_size), loaded.eos_token_ids, args.max_batch_size, args.max_queue)
+    engine.start()
+    state.engine = engine
+    api = OpenAIApi(engine, model_info(args.served_model_name or args.model, loaded.tokenizer, loaded.max_model_len))
+    state.progress.set("warming")
+    await run_self_test(api, SelfTest(prompt="Hello", max_tokens=2))  # first-step allocations, kernels
+    if args.self_test_prompt:
+        state.progress.set("self-test")
+        test = SelfTest(args.self_test_prompt, args.self_test_expect, args.self_test_budget_ms)
+        failure = await run_self_test(api, test)
+        if failure:
+            state.progress.set("failed", f"self-test failed: {failure}")
+            log.error("Self-test failed: %s; staying unready", failure)
+    if state.progress.phase != "failed" and not state.draining:
+        state.api = api
+        state.progress.set("ready")
+        log.info("Ready: serving %s", api.info.name)
+    await state.drained.wait()
+    await runner.cleanup()
+    engine.stop()
+    log.info("Drained; exiting")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(args))

@@ -1,0 +1,107 @@
+"""The engine against transformers' own generate(): identical greedy tokens, alone and mixed with
+concurrent requests of other lengths; reproducible seeded sampling."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+import torch
+
+from berth_runtime.engine import Engine, Finished, GenerationRequest, Token
+from berth_runtime.runner import ModelRunner
+from berth_runtime.sampling import SamplingParams
+from tests.support.cluster import wait_for
+
+
+def generate_reference(model, prompt: list[int], tokens: int) -> list[int]:
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+    return out[0, len(prompt) :].tolist()
+
+
+def run(engine: Engine, jobs: list[tuple[list[int], SamplingParams]]) -> list[tuple[list[int], Finished]]:
+    results: list[tuple[list[int], Finished | None]] = [([], None) for _ in jobs]
+    done = threading.Semaphore(0)
+
+    def sink(index: int):
+        def receive(event):
+            if isinstance(event, Token):
+                results[index][0].append(event.token)
+            else:
+                results[index] = (results[index][0], event)
+                done.release()
+
+        return receive
+
+    for index, (prompt, params) in enumerate(jobs):
+        engine.submit(GenerationRequest(f"t{index}", prompt, params, sink(index)))
+    for _ in jobs:
+        assert done.acquire(timeout=120)
+    return results  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def engine(demo_model):
+    engine = Engine(ModelRunner(demo_model, slots=8), demo_model.eos_token_ids, max_batch_size=8)
+    engine.start()
+    yield engine
+    engine.stop()
+
+
+def random_prompt(rng: random.Random, length: int) -> list[int]:
+    return [1] + [rng.randrange(3, 32000) for _ in range(length - 1)]
+
+
+def test_greedy_alone_matches_generate(engine: Engine, demo_model) -> None:
+    prompt = demo_model.tokenizer("The quick brown fox")["input_ids"]
+    ((tokens, finished),) = run(engine, [(prompt, SamplingParams(max_tokens=24, temperature=0, ignore_eos=True))])
+    assert tokens == generate_reference(demo_model.model, prompt, 24)
+    assert (finished.reason, finished.completion_tokens) == ("length", 24)
+
+
+def test_greedy_mixed_with_concurrent_requests_matches_generate(engine: Engine, demo_model) -> None:
+    """Ten requests of lengths 3..160 and outputs 4..40 tokens, more than the 8 slots: they join and
+    leave the batch at different steps, and each still gets exactly generate()'s tokens."""
+    rng = random.Random(7)
+    jobs = [(random_prompt(rng, rng.choice([3, 17, 64, 160])), rng.choice([4, 12, 40])) for _ in range(10)]
+    results = run(engine, [(p, SamplingParams(max_tokens=n, temperature=0, ignore_eos=True)) for p, n in jobs])
+    for (prompt, n), (tokens, _) in zip(jobs, results, strict=True):
+        assert tokens == generate_reference(demo_model.model, prompt, n)
+
+
+def test_seeded_sampling_is_reproducible_whatever_else_runs(engine: Engine) -> None:
+    rng = random.Random(3)
+    prompt = random_prompt(rng, 20)
+    params = SamplingParams(max_tokens=16, temperature=0.9, top_p=0.95, top_k=50, seed=1234, ignore_eos=True)
+    ((alone, _),) = run(engine, [(prompt, params)])
+    noise = [
+        (random_prompt(rng, 40), SamplingParams(max_tokens=16, temperature=1.0, ignore_eos=True)) for _ in range(5)
+    ]
+    mixed = run(engine, [*noise[:2], (prompt, params), *noise[2:]])
+    assert mixed[2][0] == alone
+    ((other, _),) = run(engine, [(prompt, SamplingParams(max_tokens=16, temperature=0.9, seed=99, ignore_eos=True))])
+    assert other != alone
+
+
+def test_eos_stops_unless_ignored(engine: Engine, demo_model) -> None:
+    eos = next(iter(demo_model.eos_token_ids))
+    prompt = [1, 5, 6, 7]
+    stop_params = SamplingParams(
+        max_tokens=8, temperature=0, stop_token_ids=frozenset({generate_reference(demo_model.model, prompt, 1)[0]})
+    )
+    ((tokens, finished),) = run(engine, [(prompt, stop_params)])
+    assert finished.reason == "stop" and len(tokens) == 1
+    assert eos in demo_model.eos_token_ids
+
+
+def test_cancelled_request_frees_its_slot(engine: Engine) -> None:
+    events: list = []
+    request = GenerationRequest(
+        "c", [1, 2, 3], SamplingParams(max_tokens=1000, temperature=0, ignore_eos=True), events.append
+    )
+    engine.submit(request)
+    wait_for(lambda: events, 30, "the first token")
+    engine.cancel(request)
+    wait_for(lambda: isinstance(events[-1], Finished), 30, "the request finished", interval=0.01)
+    assert events[-1].reason == "abort" and engine.idle()
