@@ -109,7 +109,7 @@ def test_int8_on_cpu_serves_with_smaller_weights(tmp_path: Path) -> None:
     try:
         metrics = runtime.get("/metrics")[1]
         weight = next(
-            float(l.split()[-1]) for l in metrics.splitlines() if l.startswith("berth_runtime_model_weight_bytes")
+            float(m.split()[-1]) for m in metrics.splitlines() if m.startswith("berth_runtime_model_weight_bytes")
         )
         assert weight < 224e6 / 2, weight  # float32 demo weights are 224 MB
         assert runtime.post("/v1/completions", {"prompt": "int8", "max_tokens": 4})[0] == 200
