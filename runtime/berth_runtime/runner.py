@@ -66,6 +66,8 @@ class ModelRunner:
         # Quantized CPU layers compute in float32; the cache holds what the attention produces.
         self.act_dtype = self.embed.weight.dtype
         self.cache = KVCache(self.shape, slots, loaded.max_model_len, self.act_dtype, self.device)
+        plain_head = type(self.lm_head) is torch.nn.Linear and self.lm_head.bias is None
+        self.lm_head_weight = self.lm_head.weight if plain_head and self.device.type == "cpu" else None
 
     def _qkv(self, layer: Any, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         attn = layer.self_attn
@@ -77,7 +79,12 @@ class ModelRunner:
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(self.norm(hidden)).float()
+        normed = self.norm(hidden)
+        if self.lm_head_weight is not None and normed.shape[0] > 1:
+            # W @ x^T, transposed back, runs the vocabulary projection faster than x @ W^T for a few
+            # rows on CPU (docs/benchmarks.md).
+            return torch.matmul(self.lm_head_weight, normed.t()).t().float()
+        return self.lm_head(normed).float()
 
     @torch.inference_mode()
     def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:
@@ -105,7 +112,8 @@ class ModelRunner:
         batch = tokens.shape[0]
         span = int(positions.max()) + 1
         slots = torch.arange(batch, device=self.device)
-        visible = (torch.arange(span, device=self.device)[None] <= positions[:, None])[:, None, None, :]
+        # Cache positions past a sequence's own length hold another sequence's leftovers: masked out.
+        hidden_mask = (torch.arange(span, device=self.device)[None] > positions[:, None])[:, None, None, :]
         hidden = self.embed(tokens[:, None])
         cos, sin = self.rotary(hidden, positions[:, None])
         for index, layer in enumerate(self.layers):
@@ -116,9 +124,19 @@ class ModelRunner:
             self.cache.v[index, slots, :, positions] = v[:, :, 0]
             keys = self.cache.k[index, :batch, :, :span]
             values = self.cache.v[index, :batch, :, :span]
-            out = F.scaled_dot_product_attention(
-                q, keys, values, attn_mask=visible, scale=self.scaling, enable_gqa=True
-            )
-            hidden = residual + layer.self_attn.o_proj(out.transpose(1, 2).reshape(batch, 1, -1))
+            out = self._decode_attention(q, keys, values, hidden_mask)
+            hidden = residual + layer.self_attn.o_proj(out.reshape(batch, 1, -1))
             hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
         return self._logits(hidden[:, 0])
+
+    def _decode_attention(
+        self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, hidden_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Attention for one query per sequence, the query heads of a KV group batched together: two
+        small matmuls instead of a flash kernel built for long queries (docs/benchmarks.md)."""
+        batch, _, _, dim = q.shape
+        groups = q.view(batch, self.shape.kv_heads, -1, dim)  # [B, kv, heads per kv, dim]
+        scores = torch.matmul(groups, keys.transpose(-1, -2)) * self.scaling  # [B, kv, g, span]
+        scores = scores.masked_fill(hidden_mask, float("-inf"))
+        out = torch.matmul(torch.softmax(scores, dim=-1), values)  # [B, kv, g, dim]
+        return out.view(batch, self.shape.heads, dim)
