@@ -56,5 +56,7 @@ def matmul_peak_flops(size: int = 1024, seconds: float = 3.0) -> float:
 
 def flops_per_token(model: Any) -> float:
     """2 x the parameters every generated token multiplies through (embedding lookup excluded)."""
-    matmul_params = sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name and p.dim() == 2)
+    matmul_params = sum(
+        p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name and p.dim() == 2
+    )
     return 2.0 * matmul_params

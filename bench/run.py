@@ -24,14 +24,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines import (  # noqa: E402
+from baselines import (
     flops_per_token,
     generate_one_at_a_time,
     matmul_peak_flops,
     static_batch,
     transformers_continuous_batching,
 )
-from loadgen import run_load  # noqa: E402
+from loadgen import run_load
 
 PROMPT, OUTPUT = 128, 128
 
@@ -103,7 +103,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def report(berth: dict[int, list[dict]], baselines: dict[int, dict[str, list[float]]], flops: float, peak: float) -> dict:
+def report(
+    berth: dict[int, list[dict]], baselines: dict[int, dict[str, list[float]]], flops: float, peak: float
+) -> dict:
     rows = []
     for c, runs in berth.items():
         tok_s = median([r["output_tok_s"] for r in runs])

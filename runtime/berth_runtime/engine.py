@@ -44,12 +44,20 @@ class Finished:
 Event = Token | Finished
 
 
+Dispatch = Callable[[list[tuple[Callable[[Event], None], Event]]], None]
+
+
+def deliver_here(items: list[tuple[Callable[[Event], None], Event]]) -> None:
+    for sink, event in items:
+        sink(event)
+
+
 @dataclass
 class GenerationRequest:
     request_id: str
     prompt: list[int]
     params: SamplingParams
-    sink: Callable[[Event], None]  # called on the engine thread
+    sink: Callable[[Event], None]  # called by the engine's dispatch
     arrival: float = field(default_factory=time.monotonic)
     cancelled: bool = False
 
@@ -74,7 +82,10 @@ class Engine:
         max_batch_size: int,
         max_queue: int = 256,
         prefill_token_budget: int = 4096,
+        dispatch: Dispatch = deliver_here,
     ) -> None:
+        """dispatch receives each step's events at once: the server hands them to its event loop in
+        one wake-up per step rather than one per token."""
         self.runner = runner
         self.eos = eos_token_ids
         self.max_batch = min(max_batch_size, runner.cache.slots)
@@ -85,6 +96,8 @@ class Engine:
         self._running: list[_Sequence] = []
         self._cond = threading.Condition()
         self._stopping = False
+        self._dispatch = dispatch
+        self._outbox: list[tuple[Callable[[Event], None], Event]] = []
         self._thread = threading.Thread(target=self._loop, name="berth-engine", daemon=True)
         self.heartbeat = time.monotonic()
 
@@ -151,7 +164,16 @@ class Engine:
                 log.exception("Engine step failed")
                 for sequence in list(self._running):
                     self._finish(sequence, "error", error=str(error))
+            self._flush()
             self._publish_load()
+
+    def _send(self, request: GenerationRequest, event: Event) -> None:
+        self._outbox.append((request.sink, event))
+
+    def _flush(self) -> None:
+        if self._outbox:
+            items, self._outbox = self._outbox, []
+            self._dispatch(items)
 
     def _take_admissions(self) -> list[GenerationRequest]:
         admitted: list[GenerationRequest] = []
@@ -174,7 +196,7 @@ class Engine:
         now = time.monotonic()
         metrics.QUEUE_TIME.observe(now - request.arrival)
         if request.cancelled:
-            request.sink(Finished("abort", len(request.prompt), 0))
+            self._send(request, Finished("abort", len(request.prompt), 0))
             return
         sequence = _Sequence(request, slot=len(self._running), generator=make_generator(request.params))
         self._running.append(sequence)
@@ -215,7 +237,7 @@ class Engine:
         logprob, top = (None, [])
         if params.logprobs is not None:
             logprob, top = logprobs_of(logits, token, params.logprobs)
-        sequence.request.sink(Token(token, eos=eos, logprob=logprob, top_logprobs=top))
+        self._send(sequence.request, Token(token, eos=eos, logprob=logprob, top_logprobs=top))
         if eos or token in params.stop_token_ids:
             self._finish(sequence, "stop")
         elif sequence.generated >= params.max_tokens or sequence.length >= self.max_len:
@@ -238,7 +260,7 @@ class Engine:
         request = sequence.request
         metrics.E2E.observe(time.monotonic() - request.arrival)
         metrics.SUCCESS.labels(reason).inc()
-        request.sink(Finished(reason, len(request.prompt), sequence.generated, error))
+        self._send(request, Finished(reason, len(request.prompt), sequence.generated, error))
 
     def describe(self) -> dict[str, Any]:
         running, waiting = self.load()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from berth_runtime.engine import Engine, Event, Finished, GenerationRequest, Overloaded, Token
+from berth_runtime.engine import Dispatch, Engine, Event, Finished, GenerationRequest, Overloaded, Token, deliver_here
 from berth_runtime.protocol import ApiError
 from berth_runtime.sampling import SamplingParams
 from berth_runtime.text import Detokenizer, StopMatcher
@@ -34,14 +34,11 @@ class Choice:
     def __init__(self, engine: Engine, tokenizer: Any, prompt: list[int], params: SamplingParams,
                  stops: list[str]) -> None:  # fmt: skip
         self.engine = engine
-        self.loop = asyncio.get_running_loop()
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.detokenizer = Detokenizer(tokenizer, prompt)
         self.stops = StopMatcher(stops)
-        self.request = GenerationRequest(f"r{next(_ids)}", prompt, params, self._sink)
-
-    def _sink(self, event: Event) -> None:  # engine thread
-        self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        # The engine's dispatch (loop_dispatch) delivers events on this event loop's thread.
+        self.request = GenerationRequest(f"r{next(_ids)}", prompt, params, self.events.put_nowait)
 
     def start(self) -> None:
         try:
@@ -77,6 +74,15 @@ class Choice:
             reason = "length" if event.reason == "length" else "stop"
             yield Piece(self.stops.flush(), held, reason, event.prompt_tokens, event.completion_tokens)
             return
+
+
+def loop_dispatch(loop: asyncio.AbstractEventLoop) -> Dispatch:
+    """An engine dispatch that hands a whole step's events to the event loop in one wake-up."""
+
+    def dispatch(items: list) -> None:
+        loop.call_soon_threadsafe(deliver_here, items)
+
+    return dispatch
 
 
 async def run_choices(choices: list[Choice]) -> AsyncIterator[tuple[int, Piece]]:

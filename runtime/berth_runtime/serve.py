@@ -34,10 +34,16 @@ def device_of(args: argparse.Namespace) -> str:
 
 async def serve(args: argparse.Namespace) -> int:
     from berth_runtime.engine import Engine
+    from berth_runtime.generation import loop_dispatch
     from berth_runtime.loader import load
     from berth_runtime.openai_api import OpenAIApi
     from berth_runtime.runner import ModelRunner
 
+    if args.tensor_parallel_size != 1:
+        # Refused rather than silently served on one device: a pod asking for N GPUs must use them.
+        log.error("--tensor-parallel-size %s: tensor parallelism is not implemented yet; use 1",
+                  args.tensor_parallel_size)  # fmt: skip
+        return 1
     state = ServerState(api_key=api_key(args))
     runner = web.AppRunner(build_app(state), access_log=None)
     await runner.setup()
@@ -56,7 +62,8 @@ async def serve(args: argparse.Namespace) -> int:
     metrics.WEIGHT_BYTES.set(loaded.weight_bytes)
     log.info("Loaded %s: %s, quantization %s, %.1f MB of weights", loaded.path, loaded.dtype,
              loaded.quantization, loaded.weight_bytes / 1e6)  # fmt: skip
-    engine = Engine(ModelRunner(loaded, args.max_batch_size), loaded.eos_token_ids, args.max_batch_size, args.max_queue)
+    engine = Engine(ModelRunner(loaded, args.max_batch_size), loaded.eos_token_ids, args.max_batch_size,
+                    args.max_queue, dispatch=loop_dispatch(asyncio.get_running_loop()))  # fmt: skip
     engine.start()
     state.engine = engine
     api = OpenAIApi(engine, model_info(args.served_model_name or args.model, loaded.tokenizer, loaded.max_model_len))

@@ -124,6 +124,7 @@ def test_int8_on_cpu_serves_with_smaller_weights(tmp_path: Path) -> None:
         (["--model", "demo", "--quantization", "fp16"], "fp16 needs a GPU"),
         (["--model", "demo", "--max-model-len", "100000"], "exceeds the model's limit"),
         (["--model", "/nonexistent"], "no config.json"),
+        (["--model", "demo", "--tensor-parallel-size", "2"], "tensor parallelism is not implemented yet"),
     ],
 )
 def test_unservable_configurations_fail_at_start_up_with_a_clear_message(args: list[str], says: str) -> None:
