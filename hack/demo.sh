@@ -66,10 +66,41 @@ up() {
   echo
   k get deployments,services,poddisruptionbudgets,pods -n berth-demo -o wide
   echo
+  serve_one_request
+  echo
   echo "The operator runs as ServiceAccount berth-system/berth-operator; metrics: http://127.0.0.1:$METRICS_PORT/metrics"
   echo "Try: export KUBECONFIG=$(kubeconfig) PATH=$CONTROLPLANE_BIN:\$PATH"
   echo "     kubectl scale md tiny-demo -n berth-demo --replicas=3; kubectl get md -n berth-demo -w"
   echo "Stop: make demo-down"
+}
+
+# kwok's pods run no containers, so the runtime those pods would run is shown here, on loopback:
+# the demo model, one chat request through the OpenAI API, then a graceful stop.
+serve_one_request() {
+  local port=${BERTH_DEMO_RUNTIME_PORT:-18000} pid
+  log "starting the runtime (berth-runtime serve --model demo) on 127.0.0.1:$port"
+  "$VENV_BIN/berth-runtime" serve --model demo --port "$port" >"$DEMO_DIR/runtime.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 600); do
+    "$VENV_BIN/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/ready', timeout=1)" \
+      2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$DEMO_DIR/runtime.log" >&2; log "the runtime exited"; exit 1; }
+    sleep 0.5
+  done
+  echo
+  echo "POST /v1/chat/completions (the demo model has random weights: its words mean nothing)"
+  "$VENV_BIN/python" - "$port" <<'PY'
+import sys
+import openai
+
+client = openai.OpenAI(base_url=f"http://127.0.0.1:{sys.argv[1]}/v1", api_key="demo")
+reply = client.chat.completions.create(
+    model="demo", messages=[{"role": "user", "content": "Say hello to Berth."}], max_tokens=16, temperature=0.9, seed=7
+)
+print(f"  assistant: {reply.choices[0].message.content.strip()!r}")
+print(f"  finish_reason={reply.choices[0].finish_reason} usage={reply.usage.model_dump()}")
+PY
+  kill -TERM "$pid" && wait "$pid" && log "the runtime drained and exited 0"
 }
 
 down() {
