@@ -10,6 +10,7 @@ decode step reads a view of the cache, never a copy.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +53,15 @@ class KVCache:
 
 
 class ModelRunner:
-    def __init__(self, loaded: LoadedModel, slots: int) -> None:
+    def __init__(self, loaded: LoadedModel, slots: int, shape: Shape | None = None,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:  # fmt: skip
+        """shape and reduce are for a tensor-parallel rank (berth_runtime.parallel): its share of the
+        heads, and the all-reduce that sums the ranks' partial outputs."""
         model = loaded.model
         self.device = loaded.device
-        self.shape = shape_of(model.config)
+        self.shape = shape or shape_of(model.config)
+        self.reduce = reduce or (lambda x: x)
+        self.skip_logits = False  # a tensor-parallel worker: rank 0 alone computes logits
         self.layers = list(model.model.layers)
         self.embed = model.model.embed_tokens
         self.norm = model.model.norm
@@ -79,6 +85,8 @@ class ModelRunner:
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.skip_logits:
+            return hidden
         normed = self.norm(hidden)
         if self.lm_head_weight is not None and normed.shape[0] > 1:
             # W @ x^T, transposed back, runs the vocabulary projection faster than x @ W^T for a few
@@ -102,8 +110,8 @@ class ModelRunner:
             out = F.scaled_dot_product_attention(
                 q, k, v, is_causal=len(tokens) > 1, scale=self.scaling, enable_gqa=True
             )
-            hidden = residual + layer.self_attn.o_proj(out.transpose(1, 2).reshape(1, len(tokens), -1))
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+            hidden = residual + self.reduce(layer.self_attn.o_proj(out.transpose(1, 2).reshape(1, len(tokens), -1)))
+            hidden = hidden + self.reduce(layer.mlp(layer.post_attention_layernorm(hidden)))
         return self._logits(hidden[:, -1])[0]
 
     @torch.inference_mode()
@@ -125,8 +133,8 @@ class ModelRunner:
             keys = self.cache.k[index, :batch, :, :span]
             values = self.cache.v[index, :batch, :, :span]
             out = self._decode_attention(q, keys, values, hidden_mask)
-            hidden = residual + layer.self_attn.o_proj(out.reshape(batch, 1, -1))
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+            hidden = residual + self.reduce(layer.self_attn.o_proj(out.reshape(batch, 1, -1)))
+            hidden = hidden + self.reduce(layer.mlp(layer.post_attention_layernorm(hidden)))
         return self._logits(hidden[:, 0])
 
     def _decode_attention(

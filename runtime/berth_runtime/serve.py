@@ -37,32 +37,34 @@ async def serve(args: argparse.Namespace) -> int:
     from berth_runtime.generation import loop_dispatch
     from berth_runtime.loader import load
     from berth_runtime.openai_api import OpenAIApi
+    from berth_runtime.parallel import LoadArgs, TensorParallelRunner
     from berth_runtime.runner import ModelRunner
 
-    if args.tensor_parallel_size != 1:
-        # Refused rather than silently served on one device: a pod asking for N GPUs must use them.
-        log.error("--tensor-parallel-size %s: tensor parallelism is not implemented yet; use 1",
-                  args.tensor_parallel_size)  # fmt: skip
-        return 1
     state = ServerState(api_key=api_key(args))
-    runner = web.AppRunner(build_app(state), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, args.host, args.port).start()
+    site_runner = web.AppRunner(build_app(state), access_log=None)
+    await site_runner.setup()
+    await web.TCPSite(site_runner, args.host, args.port).start()
     install_drain(state, args.drain_timeout)
     log.info("Listening on %s:%s; loading %s", args.host, args.port, args.model)
     try:
-        loaded = await asyncio.to_thread(
-            load, args.model, device_of(args), args.dtype, args.quantization, args.max_model_len, state.progress
-        )
+        if args.tensor_parallel_size > 1:
+            load_args = LoadArgs(args.model, args.dtype, args.quantization, args.max_model_len, args.max_batch_size)
+            runner = await asyncio.to_thread(TensorParallelRunner, load_args, args.tensor_parallel_size, state.progress)
+            loaded = runner.loaded
+        else:
+            loaded = await asyncio.to_thread(
+                load, args.model, device_of(args), args.dtype, args.quantization, args.max_model_len, state.progress
+            )
+            runner = ModelRunner(loaded, args.max_batch_size)
     except LoadError as error:
         state.progress.set("failed", str(error))
         log.error("Cannot serve %s: %s", args.model, error)
-        await runner.cleanup()
+        await site_runner.cleanup()
         return 1
     metrics.WEIGHT_BYTES.set(loaded.weight_bytes)
     log.info("Loaded %s: %s, quantization %s, %.1f MB of weights", loaded.path, loaded.dtype,
              loaded.quantization, loaded.weight_bytes / 1e6)  # fmt: skip
-    engine = Engine(ModelRunner(loaded, args.max_batch_size), loaded.eos_token_ids, args.max_batch_size,
+    engine = Engine(runner, loaded.eos_token_ids, args.max_batch_size,
                     args.max_queue, dispatch=loop_dispatch(asyncio.get_running_loop()))  # fmt: skip
     engine.start()
     state.engine = engine
@@ -81,8 +83,10 @@ async def serve(args: argparse.Namespace) -> int:
         state.progress.set("ready")
         log.info("Ready: serving %s", api.info.name)
     await state.drained.wait()
-    await runner.cleanup()
+    await site_runner.cleanup()
     engine.stop()
+    if isinstance(runner, TensorParallelRunner):
+        runner.close()
     log.info("Drained; exiting")
     return 0
 
