@@ -61,42 +61,44 @@ def start_server(port: int, max_batch: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the runtime did not become ready")
 
 
-def measure_berth(concurrencies: list[int], runs: int, port: int) -> dict[int, list[dict]]:
-    server = start_server(port, max(concurrencies))
-    try:
-        url = f"http://127.0.0.1:{port}"
-        asyncio.run(run_load(url, 2, 4, PROMPT, 16))  # warm-up
-        results: dict[int, list[dict]] = {c: [] for c in concurrencies}
-        for run in range(runs):
-            for c in concurrencies:
-                results[c].append(asyncio.run(run_load(url, c, requests_for(c), PROMPT, OUTPUT, seed=run)))
-        return results
-    finally:
-        server.terminate()
-        server.wait(60)
-
-
-def measure_baselines(concurrencies: list[int], runs: int) -> tuple[dict[int, dict[str, list[float]]], float]:
+def measure(concurrencies: list[int], runs: int, port: int) -> tuple[dict, dict, float]:
+    """Berth over HTTP and the baselines in-process, alternating per concurrency and run so that the
+    machine's drift (a shared VM) touches both sides of each ratio alike. The server idles while a
+    baseline runs."""
     from berth_runtime.loader import load
 
     model = load("demo", dtype="float32").model
     generate_one_at_a_time(model, prompts_for(1, 99)[:1], 8)  # warm-up
-    results: dict[int, dict[str, list[float]]] = {c: {} for c in concurrencies}
-    for run in range(runs):
-        for c in concurrencies:
-            prompts = prompts_for(c, run)
-            if c == 1:
-                results[c].setdefault("generate", []).append(generate_one_at_a_time(model, prompts, OUTPUT))
-                continue
-            # The static batch serves requests c at a time, as a batch job would.
-            started, tokens = time.perf_counter(), 0
-            for first in range(0, len(prompts), c):
-                chunk = prompts[first : first + c]
-                static_batch(model, chunk, OUTPUT)
-                tokens += len(chunk) * OUTPUT
-            results[c].setdefault("static_batch", []).append(tokens / (time.perf_counter() - started))
-            results[c].setdefault("generate_batch", []).append(transformers_continuous_batching(model, prompts, OUTPUT))
-    return results, flops_per_token(model)
+    server = start_server(port, max(concurrencies))
+    berth: dict[int, list[dict]] = {c: [] for c in concurrencies}
+    baselines: dict[int, dict[str, list[float]]] = {c: {} for c in concurrencies}
+    try:
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(run_load(url, 2, 4, PROMPT, 16))  # warm-up
+        for run in range(runs):
+            for c in concurrencies:
+                berth[c].append(asyncio.run(run_load(url, c, requests_for(c), PROMPT, OUTPUT, seed=run)))
+                for name, rate in baseline_rates(model, c, prompts_for(c, run)).items():
+                    baselines[c].setdefault(name, []).append(rate)
+    finally:
+        server.terminate()
+        server.wait(60)
+    return berth, baselines, flops_per_token(model)
+
+
+def baseline_rates(model: object, concurrency: int, prompts: list[list[int]]) -> dict[str, float]:
+    if concurrency == 1:
+        return {"generate": generate_one_at_a_time(model, prompts, OUTPUT)}
+    # The static batch serves requests `concurrency` at a time, as a batch job would.
+    started, tokens = time.perf_counter(), 0
+    for first in range(0, len(prompts), concurrency):
+        chunk = prompts[first : first + concurrency]
+        static_batch(model, chunk, OUTPUT)
+        tokens += len(chunk) * OUTPUT
+    return {
+        "static_batch": tokens / (time.perf_counter() - started),
+        "generate_batch": transformers_continuous_batching(model, prompts, OUTPUT),
+    }
 
 
 def median(values: list[float]) -> float:
@@ -140,8 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     peak = matmul_peak_flops()
-    berth = measure_berth(args.concurrency, args.runs, args.port)
-    baselines, flops = measure_baselines(args.concurrency, args.runs)
+    berth, baselines, flops = measure(args.concurrency, args.runs, args.port)
     result = report(berth, baselines, flops, peak)
     result["machine"] = {"cpu_count": torch.get_num_threads(), "platform": platform.platform(),
                          "python": platform.python_version(), "torch": torch.__version__}  # fmt: skip

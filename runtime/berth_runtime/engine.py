@@ -158,6 +158,7 @@ class Engine:
                 self._drop_cancelled()
                 for request in admitted:
                     self._prefill(request)
+                    self._flush()  # its first token goes out now, not after the other prefills
                 if self._running:
                     self._decode_step()
             except Exception as error:  # a bug, not a client mistake: fail what is in flight, keep serving
