@@ -127,11 +127,16 @@ def _worker(rank: int, world: int, address: str, args: LoadArgs) -> None:
         if op == MOVE:
             runner.cache.move(a, b, n)
             continue
-        tokens = torch.empty(n, dtype=torch.long)
-        _send(tokens)
         if op == PREFILL:
-            runner.prefill(a, tokens.tolist())
+            slots, lengths = torch.empty(a, dtype=torch.long), torch.empty(a, dtype=torch.long)
+            tokens = torch.empty(n, dtype=torch.long)
+            _send(slots, lengths, tokens)
+            flat = tokens.tolist()
+            offsets = [0, *torch.cumsum(lengths, 0).tolist()]
+            runner.prefill(slots.tolist(), [flat[offsets[i] : offsets[i + 1]] for i in range(a)])
         else:
+            tokens = torch.empty(n, dtype=torch.long)
+            _send(tokens)
             positions = torch.empty(n, dtype=torch.long)
             _send(positions)
             runner.decode(tokens.to(runner.device), positions.to(runner.device))
@@ -176,9 +181,11 @@ class TensorParallelRunner:
         self.device = self.local.device
         self.cache = _BroadcastingCache(self.local)
 
-    def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:
-        _send(torch.tensor([PREFILL, slot, 0, len(tokens)]), torch.tensor(tokens, dtype=torch.long))
-        return self.local.prefill(slot, tokens)
+    def prefill(self, slots: list[int], prompts: list[list[int]]) -> torch.Tensor:
+        flat = [token for prompt in prompts for token in prompt]
+        _send(torch.tensor([PREFILL, len(prompts), 0, len(flat)]), torch.tensor(slots),
+              torch.tensor([len(p) for p in prompts]), torch.tensor(flat, dtype=torch.long))  # fmt: skip
+        return self.local.prefill(slots, prompts)
 
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         _send(torch.tensor([DECODE, 0, 0, tokens.shape[0]]), tokens.cpu(), positions.cpu())

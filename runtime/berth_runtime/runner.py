@@ -95,24 +95,29 @@ class ModelRunner:
         return self.lm_head(normed).float()
 
     @torch.inference_mode()
-    def prefill(self, slot: int, tokens: list[int]) -> torch.Tensor:
-        """Runs a whole prompt, fills the slot's cache, returns the next-token logits [vocab]."""
-        ids = torch.tensor([tokens], device=self.device)
-        positions = torch.arange(len(tokens), device=self.device)[None]
+    def prefill(self, slots: list[int], prompts: list[list[int]]) -> torch.Tensor:
+        """Runs whole prompts (right-padded into one batch), fills each slot's cache, and returns each
+        prompt's next-token logits [k, vocab]. Padding sits after every real token, so causal
+        attention keeps it out of the real positions."""
+        lengths = [len(p) for p in prompts]
+        width = max(lengths)
+        ids = torch.tensor([p + [0] * (width - len(p)) for p in prompts], device=self.device)
+        positions = torch.arange(width, device=self.device)[None].expand(len(prompts), width)
         hidden = self.embed(ids)
         cos, sin = self.rotary(hidden, positions)
         for index, layer in enumerate(self.layers):
             residual = hidden
             q, k, v = self._qkv(layer, layer.input_layernorm(hidden))
             q, k = self.apply_rotary(q, k, cos, sin)
-            self.cache.k[index, slot, :, : len(tokens)] = k[0]
-            self.cache.v[index, slot, :, : len(tokens)] = v[0]
-            out = F.scaled_dot_product_attention(
-                q, k, v, is_causal=len(tokens) > 1, scale=self.scaling, enable_gqa=True
-            )
-            hidden = residual + self.reduce(layer.self_attn.o_proj(out.transpose(1, 2).reshape(1, len(tokens), -1)))
+            for row, (slot, length) in enumerate(zip(slots, lengths, strict=True)):
+                self.cache.k[index, slot, :, :length] = k[row, :, :length]
+                self.cache.v[index, slot, :, :length] = v[row, :, :length]
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=width > 1, scale=self.scaling, enable_gqa=True)
+            out = out.transpose(1, 2).reshape(len(prompts), width, -1)
+            hidden = residual + self.reduce(layer.self_attn.o_proj(out))
             hidden = hidden + self.reduce(layer.mlp(layer.post_attention_layernorm(hidden)))
-        return self._logits(hidden[:, -1])[0]
+        last = hidden[torch.arange(len(prompts), device=self.device), torch.tensor(lengths, device=self.device) - 1]
+        return self._logits(last)
 
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from berth_runtime.engine import Engine, Finished, GenerationRequest, Token
+from berth_runtime.engine import Engine, Finished, GenerationRequest, Token, prefill_groups
 from berth_runtime.runner import ModelRunner
 from berth_runtime.sampling import SamplingParams
 from tests.support.cluster import wait_for
@@ -105,3 +105,15 @@ def test_cancelled_request_frees_its_slot(engine: Engine) -> None:
     engine.cancel(request)
     wait_for(lambda: isinstance(events[-1], Finished), 30, "the request finished", interval=0.01)
     assert events[-1].reason == "abort" and engine.idle()
+
+
+def test_prompts_of_similar_length_prefill_together_padded_and_still_match_generate(engine: Engine, demo_model) -> None:
+    rng = random.Random(11)
+    prompts = [random_prompt(rng, n) for n in (40, 44, 48, 7)]
+    groups = prefill_groups(
+        [GenerationRequest(str(i), p, SamplingParams(max_tokens=1), print) for i, p in enumerate(prompts)]
+    )
+    assert sorted(len(g) for g in groups) == [1, 3], "the three similar prompts share one padded forward"
+    results = run(engine, [(p, SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)) for p in prompts])
+    for prompt, (tokens, _) in zip(prompts, results, strict=True):
+        assert tokens == generate_reference(demo_model.model, prompt, 12)
