@@ -272,6 +272,23 @@ class Condition(ApiModel):
     observed_generation: int | None = None
 
 
+Outcome = Literal["Progressing", "Succeeded", "Failed", "RolledBack", "Superseded"]
+
+
+class HistoryEntry(ApiModel):
+    """One version as deployed: what ran, when, and how its rollout ended."""
+
+    version: str
+    source: str
+    revision: str | None = Field(default=None, description="The pinned revision the version was deployed with.")
+    quantization: str
+    gpus: int
+    image: str
+    started: str
+    finished: str | None = None
+    outcome: Outcome = "Progressing"
+
+
 class ModelDeploymentStatus(ApiModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
@@ -284,6 +301,7 @@ class ModelDeploymentStatus(ApiModel):
     serving_version: str | None = Field(default=None, description="The version the ready replicas run.")
     rollout_version: str | None = Field(default=None, description="The version being rolled out, if any.")
     endpoint: str | None = Field(default=None, description="The in-cluster OpenAI-compatible base URL.")
+    history: list[HistoryEntry] = Field(default_factory=list, description="Versions deployed, oldest first.")
 
 
 class ModelDeployment(ApiModel):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from berth_operator import api
+from berth_operator import api, views
 from berth_operator.render import Settings, render_all
 from berth_operator.validation import SpecError, parse_model_deployment
 
@@ -45,6 +46,45 @@ def render_command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _read(args: argparse.Namespace) -> dict[str, Any]:
+    from berth_operator.kube import Kube, load_api_client
+
+    kube = Kube(load_api_client(args.kubeconfig))
+    found = kube.get(api.API_VERSION, api.KIND, args.namespace, args.name)
+    if found is None:
+        raise SystemExit(f"berth: {api.KIND} {args.namespace}/{args.name} not found")
+    return found
+
+
+def history_command(args: argparse.Namespace) -> int:
+    """Versions deployed, with the revision each ran and how its rollout ended."""
+    print(views.history_table(_read(args)))
+    return 0
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """Exit codes like `kubectl rollout status`: 0 complete, 1 failed or timed out, 2 still in progress."""
+    deadline = time.monotonic() + args.timeout
+    shown = ""
+    while True:
+        md = _read(args)
+        text = views.status_text(md)
+        if text != shown:
+            print(text, flush=True)
+            shown = text
+        outcome = views.verdict(md)
+        if outcome == views.COMPLETE:
+            return 0
+        if outcome == views.FAILED:
+            return 1
+        if not args.watch:
+            return 2
+        if time.monotonic() > deadline:
+            print(f"berth: timed out after {args.timeout:.0f}s", file=sys.stderr)
+            return 1
+        time.sleep(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="berth", description="Serve LLMs on Kubernetes with Berth.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-n", "--namespace", default="default", help="namespace for objects that name none")
     render.add_argument("--runtime-image", help="runtime image the operator is configured with")
     render.set_defaults(run=render_command)
+    inspections = [
+        ("status", status_command, "show a ModelDeployment's rollout status"),
+        ("history", history_command, "list the versions a ModelDeployment has deployed"),
+    ]
+    for name, run, text in inspections:
+        command = commands.add_parser(name, help=text)
+        command.add_argument("name")
+        command.add_argument("-n", "--namespace", default="default")
+        command.add_argument("--kubeconfig", help="default: KUBECONFIG, then in-cluster")
+        if name == "status":
+            command.add_argument("-w", "--watch", action="store_true", help="wait until the rollout finishes")
+            command.add_argument("--timeout", type=float, default=600, help="seconds --watch waits")
+        command.set_defaults(run=run)
     return parser
 
 

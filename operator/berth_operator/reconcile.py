@@ -84,7 +84,8 @@ class Reconciler:
                 problems.append(Problem("ApplyFailed", f"the API server refused the rendered objects: {error.message}"))
         pods = self.kube.list("v1", "Pod", namespace, f"{OWNER_LABEL}={name}")
         problems += self._preflight(md)
-        snapshot = Snapshot(md, generation, deployment, pods, problems, endpoint(md))
+        image = md.spec.runtime.image or self.settings.runtime_image
+        snapshot = Snapshot(md, generation, deployment, pods, problems, endpoint(md), image)
         status = compute_status(snapshot, previous, now_rfc3339())
         self._report(body, previous, status)
         return Outcome("ApplyFailed" if problems and problems[0].reason == "ApplyFailed" else "Reconciled", status)

@@ -8,6 +8,7 @@ from typing import Any
 
 from berth_operator.api import ModelDeployment, ModelDeploymentStatus
 from berth_operator.conditions import DEGRADED, PROGRESSING, READY, Observed, settle
+from berth_operator.history import update_history
 from berth_operator.naming import OWNER_LABEL
 
 # Container waiting reasons that mean the pod will not come up by itself.
@@ -39,6 +40,7 @@ class Snapshot:
     pods: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # found before looking at pods (preflight)
     endpoint: str | None = None
+    image: str = ""  # the runtime image the pods run, for the history
 
 
 def pod_problems(pods: list[dict[str, Any]], gpu_resource: str) -> list[Problem]:
@@ -150,6 +152,7 @@ def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str
         serving_version=serving if (available or complete) else None,
         rollout_version=md.spec.version if progress_reason in ROLLING else None,
         endpoint=snapshot.endpoint,
+        history=update_history(previous.history, md.spec, snapshot.image, progress_reason, now),
     )
 
 

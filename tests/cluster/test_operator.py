@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +26,7 @@ from tests.support.operator import (
 )
 
 pytestmark = pytest.mark.cluster
+BERTH = str(Path(sys.executable).parent / "berth")
 
 
 def with_claim(cluster: Cluster, namespace: str, claim: str = "models") -> None:
@@ -180,6 +185,15 @@ def test_scale_and_version_change_roll_out_through_the_deployment(cluster: Clust
         events = get_json(cluster, "events", "-n", ns, "--field-selector", "involvedObject.kind=ModelDeployment")
         said = [e["message"] for e in sorted(events["items"], key=lambda e: int(e["metadata"]["resourceVersion"]))]
         assert said.index("Rolling out version 2026-12-01") < said.index("Version 2026-12-01 is serving"), said
+
+        history = [(e["version"], e["outcome"]) for e in md["status"]["history"]]
+        assert history == [("2026-11-01", "Succeeded"), ("2026-12-01", "Succeeded")]
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+        shown = subprocess.run([BERTH, "history", "tiny", "-n", ns], capture_output=True, text=True, env=env)
+        assert shown.returncode == 0 and "2026-12-01  Succeeded  pvc://models/tiny-llama" in shown.stdout, shown
+        status = subprocess.run([BERTH, "status", "tiny", "-n", ns, "--watch", "--timeout", "30"],
+                                capture_output=True, text=True, env=env)  # fmt: skip
+        assert status.returncode == 0 and "rollout complete" in status.stdout, status
 
         cluster.kubectl("scale", "md", "tiny", "-n", ns, "--replicas=1")
         wait_status(cluster, ns, "tiny", "ready", "1/1")

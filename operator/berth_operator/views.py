@@ -1,0 +1,57 @@
+"""What `berth status` and `berth history` print, and the rollout verdict behind status's exit code.
+Pure: a ModelDeployment object in, text out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COMPLETE, IN_PROGRESS, FAILED = "complete", "in progress", "failed"
+FAILED_REASONS = ("ProgressDeadlineExceeded", "RolloutFailed")
+
+
+def _conditions(md: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (md.get("status") or {}).get("conditions", [])}
+
+
+def verdict(md: dict[str, Any]) -> str:
+    """Like `kubectl rollout status`: complete once the operator has seen the latest spec and the
+    rollout finished with every replica available; failed when it gave up."""
+    status = md.get("status") or {}
+    conditions = _conditions(md)
+    if status.get("observedGeneration") != md["metadata"].get("generation"):
+        return IN_PROGRESS
+    if conditions.get("Degraded", {}).get("reason") in FAILED_REASONS:
+        return FAILED
+    ready = conditions.get("Ready", {}).get("status") == "True"
+    progressing = conditions.get("Progressing", {}).get("status") == "True"
+    return COMPLETE if ready and not progressing else IN_PROGRESS
+
+
+def status_text(md: dict[str, Any]) -> str:
+    meta, status = md["metadata"], md.get("status") or {}
+    lines = [f"{meta['name']} ({meta.get('namespace', 'default')}): rollout {verdict(md)}"]
+    for type_ in ("Ready", "Progressing", "Degraded"):
+        condition = _conditions(md).get(type_)
+        if condition:
+            lines.append(f"  {type_}={condition['status']} {condition['reason']}: {condition.get('message', '')}")
+    lines.append(f"  replicas: {status.get('ready', '0/0')} ready, {status.get('updatedReplicas', 0)} up to date, "
+                 f"{status.get('availableReplicas', 0)} available")  # fmt: skip
+    lines.append(
+        f"  serving: {status.get('servingVersion') or '-'}; rolling out: {status.get('rolloutVersion') or '-'}"
+    )
+    if status.get("endpoint"):
+        lines.append(f"  endpoint: {status['endpoint']}")
+    return "\n".join(lines)
+
+
+def history_table(md: dict[str, Any]) -> str:
+    header = ("VERSION", "OUTCOME", "SOURCE", "REVISION", "QUANT", "GPUS", "STARTED", "FINISHED")
+    rows = [header]
+    for entry in (md.get("status") or {}).get("history", []):
+        revision, finished = entry.get("revision") or "-", entry.get("finished") or "-"
+        rows.append((entry["version"], entry.get("outcome", ""), entry["source"], revision,
+                     entry["quantization"], str(entry["gpus"]), entry["started"], finished))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
