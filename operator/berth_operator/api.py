@@ -272,6 +272,15 @@ class Condition(ApiModel):
     observed_generation: int | None = None
 
 
+def release_key(spec: ModelDeploymentSpec) -> str:
+    """Identifies what a spec deploys, whatever its replica count (scaling is not a new release)."""
+    import hashlib
+    import json
+
+    release = spec.model_dump(by_alias=True, mode="json", exclude={"replicas"})
+    return hashlib.sha256(json.dumps(release, sort_keys=True).encode()).hexdigest()[:16]
+
+
 Outcome = Literal["Progressing", "Succeeded", "Failed", "RolledBack", "Superseded"]
 
 
@@ -302,6 +311,12 @@ class ModelDeploymentStatus(ApiModel):
     rollout_version: str | None = Field(default=None, description="The version being rolled out, if any.")
     endpoint: str | None = Field(default=None, description="The in-cluster OpenAI-compatible base URL.")
     history: list[HistoryEntry] = Field(default_factory=list, description="Versions deployed, oldest first.")
+    last_good_spec: ModelDeploymentSpec | None = Field(
+        default=None, description="The spec whose rollout last completed: what an automatic rollback restores."
+    )
+    failed_release: str | None = Field(
+        default=None, description="Release key of a spec whose rollout failed and was rolled back."
+    )
 
 
 class ModelDeployment(ApiModel):

@@ -14,6 +14,14 @@ ORDER = (READY, PROGRESSING, DEGRADED)
 
 
 @dataclass(frozen=True)
+class Problem:
+    """Something that keeps the deployment from serving as asked, with a CamelCase reason."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Observed:
     """A condition as the reconcile computed it, before its timestamps are settled."""
 

@@ -71,7 +71,7 @@ def _structural(node: Any, defs: dict[str, Any], rules: dict[str, list[dict[str,
         options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
         if len(options) != 1:
             raise ValueError(f"cannot express anyOf {options} structurally")
-        node = {**options[0], **node}
+        return _structural({**options[0], **node}, defs, rules)
     if node.get("default") is None or node.get("default") == []:
         node.pop("default", None)
     if node.get("x-kubernetes-preserve-unknown-fields"):

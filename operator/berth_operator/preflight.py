@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from berth_operator.api import ModelDeployment
+from berth_operator.conditions import Problem
 from berth_operator.sources import model_mount
-from berth_operator.status import Problem
 
 
 def _eligible(node: dict[str, Any], node_selector: dict[str, str]) -> bool:

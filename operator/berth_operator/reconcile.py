@@ -15,14 +15,14 @@ from typing import Any
 
 from berth_operator import api, metrics
 from berth_operator.api import ModelDeploymentStatus
-from berth_operator.conditions import now_rfc3339
+from berth_operator.conditions import Problem, now_rfc3339
 from berth_operator.kube import Kube, KubeError
 from berth_operator.milestones import milestones
 from berth_operator.naming import OWNER_LABEL
 from berth_operator.preflight import preflight
 from berth_operator.render import Settings, endpoint, render_all, render_pdb
 from berth_operator.sources import model_mount
-from berth_operator.status import Problem, Snapshot, compute_status, invalid_spec_status
+from berth_operator.status import Snapshot, compute_status, invalid_spec_status
 from berth_operator.validation import SpecError, parse_model_deployment
 
 log = logging.getLogger("berth.reconcile")
@@ -71,24 +71,48 @@ class Reconciler:
             self._report(body, previous, status)
             return Outcome("InvalidSpec", status)
 
-        deployment = self.kube.get("apps/v1", "Deployment", namespace, name)
+        user_spec = md.spec
+        # While a failed release is rolled back, the last good spec is what gets deployed.
+        rolled_back = previous.last_good_spec is not None and previous.failed_release == api.release_key(md.spec)
+        if rolled_back:
+            md = _deploying(md, previous.last_good_spec)
+        status, problems = self._converge(md, generation, previous, apply, user_spec if rolled_back else None)
+        if status is None:
+            return Outcome("Gone")
+        if not rolled_back and status.failed_release is not None and status.last_good_spec is not None:
+            # The rollout just missed its deadline: deploy the last good release now, in this pass.
+            md = _deploying(md, status.last_good_spec)
+            status, problems = self._converge(md, generation, status, apply, user_spec)
+            if status is None:
+                return Outcome("Gone")
+        self._report(body, previous, status)
+        return Outcome("ApplyFailed" if problems and problems[0].reason == "ApplyFailed" else "Reconciled", status)
+
+    def _converge(
+        self,
+        md: api.ModelDeployment,
+        generation: int,
+        previous: ModelDeploymentStatus,
+        apply: bool,
+        rolled_back_from: api.ModelDeploymentSpec | None,
+    ) -> tuple[ModelDeploymentStatus | None, list[Problem]]:
+        """Applies what md renders (when apply) and derives the status; None when the namespace is going."""
+        deployment = self.kube.get("apps/v1", "Deployment", md.namespace, md.name)
         problems: list[Problem] = []
         if apply:
             try:
                 deployment = self._apply(md)
             except KubeError as error:
                 if error.namespace_terminating:
-                    return Outcome("Gone")  # the namespace controller is deleting the ModelDeployment too
+                    return None, []  # the namespace controller is deleting the ModelDeployment too
                 if not error.client_error:
                     raise
                 problems.append(Problem("ApplyFailed", f"the API server refused the rendered objects: {error.message}"))
-        pods = self.kube.list("v1", "Pod", namespace, f"{OWNER_LABEL}={name}")
+        pods = self.kube.list("v1", "Pod", md.namespace, f"{OWNER_LABEL}={md.name}")
         problems += self._preflight(md)
         image = md.spec.runtime.image or self.settings.runtime_image
-        snapshot = Snapshot(md, generation, deployment, pods, problems, endpoint(md), image)
-        status = compute_status(snapshot, previous, now_rfc3339())
-        self._report(body, previous, status)
-        return Outcome("ApplyFailed" if problems and problems[0].reason == "ApplyFailed" else "Reconciled", status)
+        snapshot = Snapshot(md, generation, deployment, pods, problems, endpoint(md), image, rolled_back_from)
+        return compute_status(snapshot, previous, now_rfc3339()), problems
 
     def _apply(self, md: api.ModelDeployment) -> dict[str, Any]:
         deployment: dict[str, Any] = {}
@@ -144,3 +168,8 @@ def _previous_status(body: dict[str, Any]) -> ModelDeploymentStatus:
     except ValueError:
         # A status written by another version of the operator: start afresh rather than fail forever.
         return ModelDeploymentStatus()
+
+
+def _deploying(md: api.ModelDeployment, spec: api.ModelDeploymentSpec) -> api.ModelDeployment:
+    """md with another release's spec, at the user's replica count (scaling always applies)."""
+    return md.model_copy(update={"spec": spec.model_copy(update={"replicas": md.spec.replicas})})

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from berth_operator.api import ModelDeployment, ModelDeploymentStatus
-from berth_operator.conditions import DEGRADED, PROGRESSING, READY, Observed, settle
+from berth_operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus
+from berth_operator.conditions import DEGRADED, PROGRESSING, READY, Observed, Problem, settle
 from berth_operator.history import update_history
 from berth_operator.naming import OWNER_LABEL
+from berth_operator.rollback import decide_rollback
 
 # Container waiting reasons that mean the pod will not come up by itself.
 STUCK_WAITING = {
@@ -25,14 +26,6 @@ ROLLING = ("Creating", "RollingOut", "ProgressDeadlineExceeded")
 
 
 @dataclass(frozen=True)
-class Problem:
-    """Something that keeps the deployment from serving as asked, with a CamelCase reason."""
-
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Snapshot:
     md: ModelDeployment
     generation: int
@@ -41,6 +34,7 @@ class Snapshot:
     problems: list[Problem] = field(default_factory=list)  # found before looking at pods (preflight)
     endpoint: str | None = None
     image: str = ""  # the runtime image the pods run, for the history
+    rolled_back_from: ModelDeploymentSpec | None = None  # the user's failed spec, while its rollback serves md
 
 
 def pod_problems(pods: list[dict[str, Any]], gpu_resource: str) -> list[Problem]:
@@ -118,7 +112,10 @@ def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str
     if progress_reason == "RollingOut" and _scaling_only(snapshot, previous):
         progress_reason, progress_message = "Scaling", f"scaling to {desired} replicas, {available} available"
     complete = progress_reason == "RolloutComplete"
-    if progress_reason == "ProgressDeadlineExceeded":
+    rollback = decide_rollback(md.spec, snapshot.rolled_back_from, previous, progress_reason)
+    if rollback.problem:
+        problems = [rollback.problem]
+    elif progress_reason == "ProgressDeadlineExceeded":
         problems = [Problem(progress_reason, progress_message)]
     else:
         problems = snapshot.problems + pod_problems(snapshot.pods, md.spec.gpu_resource_name)
@@ -152,7 +149,9 @@ def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str
         serving_version=serving if (available or complete) else None,
         rollout_version=md.spec.version if progress_reason in ROLLING else None,
         endpoint=snapshot.endpoint,
-        history=update_history(previous.history, md.spec, snapshot.image, progress_reason, now),
+        history=rollback.mark(update_history(previous.history, md.spec, snapshot.image, progress_reason, now), now),
+        last_good_spec=md.spec if complete and not rollback.starting else previous.last_good_spec,
+        failed_release=rollback.failed_release,
     )
 
 

@@ -312,3 +312,39 @@ def test_operator_service_account_cannot_do_more_than_declared(
 ) -> None:
     done = cluster.kubectl("--kubeconfig", str(operator.kubeconfig), "auth", "can-i", verb, resource, "-A", check=False)
     assert done.stdout.strip() == "no", (verb, resource, done.stdout, done.stderr)
+
+
+def test_a_version_that_never_becomes_ready_is_rolled_back_automatically(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    """kwok's never-ready stage stands in for a model that never loads; the deadline is the minimum, 60 s."""
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        apply_manifest(cluster, ns, model_deployment("tiny", replicas=2, version="v1"))
+        wait_status(cluster, ns, "tiny", "servingVersion", "v1")
+        bad = {"spec": {"version": "v2", "podMetadata": {"labels": {"kwok.berth.dev/behaviour": "never-ready"}},
+                        "rollout": {"progressDeadlineSeconds": 60}}}  # fmt: skip
+        cluster.kubectl("patch", "md", "tiny", "-n", ns, "--type=merge", "-p", json.dumps(bad))
+        md = wait_condition(cluster, ns, "tiny", "Degraded", "True", "RolloutFailed", timeout=150)
+        assert md["spec"]["version"] == "v2", "the user's spec is never edited"
+        assert "rolled back to version v1" in condition(md, "Degraded")["message"]
+        md = wait_condition(cluster, ns, "tiny", "Ready", "True", timeout=60)
+        assert md["status"]["servingVersion"] == "v1"
+        template = get_json(cluster, "deployment", "tiny", "-n", ns)["spec"]["template"]["metadata"]["labels"]
+        assert template["app.kubernetes.io/version"] == "v1" and "kwok.berth.dev/behaviour" not in template
+        outcomes = [(e["version"], e["outcome"]) for e in md["status"]["history"]]
+        assert outcomes[:2] == [("v1", "Succeeded"), ("v2", "RolledBack")], outcomes
+        reasons = [e["reason"] for e in get_json(cluster, "events", "-n", ns)["items"]]
+        assert "RolloutFailed" in reasons
+
+        cluster.kubectl("scale", "md", "tiny", "-n", ns, "--replicas=3")  # scaling does not retry v2
+        md = wait_status(cluster, ns, "tiny", "ready", "3/3")
+        assert md["status"]["servingVersion"] == "v1" and condition(md, "Degraded")["reason"] == "RolloutFailed"
+
+        fixed = [
+            {"op": "remove", "path": "/spec/podMetadata/labels/kwok.berth.dev~1behaviour"},
+            {"op": "replace", "path": "/spec/version", "value": "v3"},
+        ]
+        cluster.kubectl("patch", "md", "tiny", "-n", ns, "--type=json", "-p", json.dumps(fixed))
+        md = wait_status(cluster, ns, "tiny", "servingVersion", "v3")
+        assert condition(md, "Degraded")["status"] == "False" and "failedRelease" not in md["status"]

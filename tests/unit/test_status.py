@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from berth_operator.api import ModelDeploymentStatus
-from berth_operator.conditions import find
+from berth_operator.conditions import Problem, find
 from berth_operator.milestones import milestones
 from berth_operator.preflight import gpu_problem, preflight
-from berth_operator.status import Problem, Snapshot, compute_status
+from berth_operator.status import Snapshot, compute_status
 from berth_operator.validation import parse_model_deployment
 from tests.support.manifests import model_deployment
 
