@@ -85,6 +85,26 @@ def status_command(args: argparse.Namespace) -> int:
         time.sleep(1)
 
 
+def rollback_command(args: argparse.Namespace) -> int:
+    """Sets the spec back to an earlier version from status.history (like `kubectl rollout undo`).
+    Under GitOps, revert the commit instead: Argo CD or Flux would put this change back."""
+    from berth_operator.kube import Kube, load_api_client, path
+
+    kube = Kube(load_api_client(args.kubeconfig))
+    md = _read(args)
+    entry = views.rollback_target(md, args.to)
+    if entry is None:
+        wanted = f"version {args.to}" if args.to else "an earlier succeeded version"
+        print(f"berth: {args.namespace}/{args.name} has no {wanted} in its history", file=sys.stderr)
+        return 1
+    url = path(api.API_VERSION, api.KIND, args.namespace, args.name)
+    kube.request("PATCH", url, body=views.rollback_patch(entry), content_type="application/merge-patch+json")
+    release = f"{entry['source']}@{entry.get('revision') or '-'}"
+    print(f"{args.namespace}/{args.name}: rolling back to version {entry['version']} ({release}); "
+          f"follow it with `berth status {args.name} --watch`")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="berth", description="Serve LLMs on Kubernetes with Berth.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspections = [
         ("status", status_command, "show a ModelDeployment's rollout status"),
         ("history", history_command, "list the versions a ModelDeployment has deployed"),
+        ("rollback", rollback_command, "go back to an earlier version from the history"),
     ]
     for name, run, text in inspections:
         command = commands.add_parser(name, help=text)
@@ -105,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             command.add_argument("-w", "--watch", action="store_true", help="wait until the rollout finishes")
             command.add_argument("--timeout", type=float, default=600, help="seconds --watch waits")
+        if name == "rollback":
+            command.add_argument("--to", help="the version to go back to (default: the last succeeded before now)")
         command.set_defaults(run=run)
     return parser
 

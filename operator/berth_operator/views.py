@@ -55,3 +55,27 @@ def history_table(md: dict[str, Any]) -> str:
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     )
+
+
+def rollback_target(md: dict[str, Any], version: str | None) -> dict[str, Any] | None:
+    """The history entry to go back to: the named version's latest entry, else the latest succeeded
+    entry of a different version than the spec's."""
+    entries = list(reversed((md.get("status") or {}).get("history", [])))
+    if version:
+        return next((e for e in entries if e["version"] == version), None)
+    current = md["spec"]["version"]
+    return next((e for e in entries if e.get("outcome") == "Succeeded" and e["version"] != current), None)
+
+
+def rollback_patch(entry: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch that deploys the entry's release again: version, weights, quantization, GPUs and
+    the runtime image it ran with."""
+    return {
+        "spec": {
+            "version": entry["version"],
+            "model": {"source": entry["source"], "revision": entry.get("revision")},
+            "quantization": entry["quantization"],
+            "gpus": entry["gpus"],
+            "runtime": {"image": entry["image"]},
+        }
+    }

@@ -194,6 +194,10 @@ def test_scale_and_version_change_roll_out_through_the_deployment(cluster: Clust
         status = subprocess.run([BERTH, "status", "tiny", "-n", ns, "--watch", "--timeout", "30"],
                                 capture_output=True, text=True, env=env)  # fmt: skip
         assert status.returncode == 0 and "rollout complete" in status.stdout, status
+        undo = subprocess.run([BERTH, "rollback", "tiny", "-n", ns], capture_output=True, text=True, env=env)
+        assert undo.returncode == 0 and "rolling back to version 2026-11-01" in undo.stdout, undo
+        md = wait_status(cluster, ns, "tiny", "servingVersion", "2026-11-01")
+        assert md["spec"]["version"] == "2026-11-01" and md["spec"]["runtime"]["image"] == "berth-runtime:test"
 
         cluster.kubectl("scale", "md", "tiny", "-n", ns, "--replicas=1")
         wait_status(cluster, ns, "tiny", "ready", "1/1")

@@ -73,3 +73,21 @@ def test_history_table_lists_revisions() -> None:
     lines = views.history_table(body).splitlines()
     assert lines[0].split() == ["VERSION", "OUTCOME", "SOURCE", "REVISION", "QUANT", "GPUS", "STARTED", "FINISHED"]
     assert lines[1].split() == ["v1", "Succeeded", "hf://o/m", "abc", "int8", "1", "t0", "t1"]
+
+
+def test_rollback_goes_to_the_last_succeeded_other_version_or_the_named_one() -> None:
+    history = [
+        {"version": "v1", "outcome": "Succeeded", "source": "hf://o/m", "revision": "a", "quantization": "none",
+         "gpus": 1, "image": "img:1", "started": "t0"},
+        {"version": "v2", "outcome": "Failed", "source": "hf://o/m", "revision": "b", "quantization": "none",
+         "gpus": 1, "image": "img:1", "started": "t1"},
+        {"version": "v3", "outcome": "Succeeded", "source": "hf://o/m", "revision": "c", "quantization": "int8",
+         "gpus": 2, "image": "img:2", "started": "t2"},
+    ]  # fmt: skip
+    md = {"spec": {"version": "v3"}, "status": {"history": history}}
+    assert views.rollback_target(md, None)["version"] == "v1"
+    assert views.rollback_target(md, "v2")["revision"] == "b"
+    assert views.rollback_target(md, "v9") is None
+    patch = views.rollback_patch(views.rollback_target(md, None))
+    assert patch == {"spec": {"version": "v1", "model": {"source": "hf://o/m", "revision": "a"}, "quantization": "none",
+                              "gpus": 1, "runtime": {"image": "img:1"}}}  # fmt: skip
