@@ -12,6 +12,9 @@ MANAGED_BY = "berth-operator"
 # The selector label: stable across versions (a Deployment's selector is immutable).
 OWNER_LABEL = "berth.dev/modeldeployment"
 VERSION_LABEL = "app.kubernetes.io/version"
+# On the Deployment: the release its pod template renders, so status never credits a new spec with
+# the rollout of an older template (an event can be handled before the new template is applied).
+RELEASE_ANNOTATION = "berth.dev/release"
 COMPONENT = "inference"
 
 

@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from berth_operator.api import ModelDeployment
-from berth_operator.naming import child_metadata, endpoint_url, pod_labels, selector_labels
+from berth_operator.api import ModelDeployment, release_key
+from berth_operator.naming import RELEASE_ANNOTATION, child_metadata, endpoint_url, pod_labels, selector_labels
 from berth_operator.sources import ModelMount, fetch_env, model_mount
 from berth_runtime import contract
 
@@ -177,10 +177,12 @@ def render_pod_template(md: ModelDeployment, settings: Settings) -> dict[str, An
 
 def render_deployment(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
     rollout = md.spec.rollout
+    metadata = child_metadata(md)
+    metadata["annotations"] = {RELEASE_ANNOTATION: release_key(md.spec)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": child_metadata(md),
+        "metadata": metadata,
         "spec": {
             "replicas": md.spec.replicas,
             "selector": {"matchLabels": selector_labels(md)},

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from berth_operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus
+from berth_operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus, release_key
 from berth_operator.conditions import DEGRADED, PROGRESSING, READY, Observed, Problem, settle
 from berth_operator.history import update_history
-from berth_operator.naming import OWNER_LABEL
+from berth_operator.naming import OWNER_LABEL, RELEASE_ANNOTATION
 from berth_operator.rollback import decide_rollback
 
 # Container waiting reasons that mean the pod will not come up by itself.
@@ -82,7 +82,10 @@ def _rollout(snapshot: Snapshot) -> tuple[bool, str, str]:
             "ProgressDeadlineExceeded",
             f"version {version} made no progress: {progress.get('message', '')}",
         )
-    if status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0):
+    applied = (deployment["metadata"].get("annotations") or {}).get(RELEASE_ANNOTATION)
+    if applied != release_key(md.spec) or status.get("observedGeneration", 0) < deployment["metadata"].get(
+        "generation", 0
+    ):
         return True, "RollingOut", f"rolling out version {version}"
     updated, total = status.get("updatedReplicas", 0), status.get("replicas", 0)
     available = status.get("availableReplicas", 0)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from berth_operator.api import ModelDeploymentStatus
+from berth_operator.api import ModelDeploymentStatus, release_key
 from berth_operator.conditions import Problem, find
 from berth_operator.milestones import milestones
+from berth_operator.naming import RELEASE_ANNOTATION
 from berth_operator.preflight import gpu_problem, preflight
 from berth_operator.status import Snapshot, compute_status
 from berth_operator.validation import parse_model_deployment
@@ -30,6 +31,9 @@ def deployment(desired: int, replicas: int, updated: int, ready: int, available:
 def status_of(
     snapshot: Snapshot, previous: ModelDeploymentStatus | None = None, now: str = T0
 ) -> ModelDeploymentStatus:
+    """Derives status as if the Deployment already runs snapshot.md's release, unless the test says otherwise."""
+    if snapshot.deployment is not None:
+        snapshot.deployment["metadata"].setdefault("annotations", {RELEASE_ANNOTATION: release_key(snapshot.md.spec)})
     return compute_status(snapshot, previous or ModelDeploymentStatus(), now)
 
 
@@ -64,6 +68,17 @@ def test_version_change_rolls_out_while_the_old_version_serves() -> None:
     assert reasons(rolling)["Ready"] == ("True", "MinimumReplicasAvailable")
     assert find(rolling.conditions, "Ready").last_transition_time == T0, "no flip, no new transition time"
     assert find(rolling.conditions, "Progressing").last_transition_time == T1
+
+
+def test_a_deployment_still_on_the_previous_template_is_not_credited_to_the_new_spec() -> None:
+    """An event can be handled after the spec changed but before the new template is applied."""
+    previous = status_of(Snapshot(md_of(replicas=2), 3, deployment(2, 2, 2, 2, 2)))
+    stale = deployment(2, 2, 2, 2, 2)
+    stale["metadata"]["annotations"] = {RELEASE_ANNOTATION: release_key(md_of(replicas=2).spec)}
+    status = status_of(Snapshot(md_of(replicas=2, version="v2"), 4, stale), previous)
+    assert reasons(status)["Progressing"] == ("True", "RollingOut")
+    assert (status.serving_version, status.rollout_version) == ("2026-11-01", "v2")
+    assert status.last_good_spec.version == "2026-11-01"
 
 
 def test_scaling_the_same_version_is_not_a_rollout() -> None:
