@@ -97,17 +97,19 @@ class Reconciler:
         rolled_back_from: api.ModelDeploymentSpec | None,
     ) -> tuple[ModelDeploymentStatus | None, list[Problem]]:
         """Applies what md renders (when apply) and derives the status; None when the namespace is going."""
-        deployment = self.kube.get("apps/v1", "Deployment", md.namespace, md.name)
         problems: list[Problem] = []
+        deployment = None
         if apply:
             try:
-                deployment = self._apply(md)
+                deployment = self._apply(md)  # the applied object: no second read needed
             except KubeError as error:
                 if error.namespace_terminating:
                     return None, []  # the namespace controller is deleting the ModelDeployment too
                 if not error.client_error:
                     raise
                 problems.append(Problem("ApplyFailed", f"the API server refused the rendered objects: {error.message}"))
+        if deployment is None:
+            deployment = self.kube.get("apps/v1", "Deployment", md.namespace, md.name)
         pods = self.kube.list("v1", "Pod", md.namespace, f"{OWNER_LABEL}={md.name}")
         problems += self._preflight(md)
         image = md.spec.runtime.image or self.settings.runtime_image
