@@ -58,8 +58,3 @@ def settle(observed: list[Observed], previous: list[Condition], generation: int,
 
 def find(conditions: list[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
-
-
-def is_true(conditions: list[Condition], type_: str) -> bool:
-    found = find(conditions, type_)
-    return found is not None and found.status == "True"

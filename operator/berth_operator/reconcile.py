@@ -20,7 +20,7 @@ from berth_operator.kube import Kube, KubeError
 from berth_operator.milestones import milestones
 from berth_operator.naming import OWNER_LABEL
 from berth_operator.preflight import preflight
-from berth_operator.render import Settings, endpoint, render_all, render_pdb
+from berth_operator.render import Settings, endpoint, render_all
 from berth_operator.sources import model_mount
 from berth_operator.status import Snapshot, compute_status, invalid_spec_status
 from berth_operator.validation import SpecError, parse_model_deployment
@@ -118,11 +118,12 @@ class Reconciler:
 
     def _apply(self, md: api.ModelDeployment) -> dict[str, Any]:
         deployment: dict[str, Any] = {}
-        for obj in render_all(md, self.settings):
+        objects = render_all(md, self.settings)
+        for obj in objects:
             applied = self.kube.apply(obj)
             if obj["kind"] == "Deployment":
                 deployment = applied
-        if render_pdb(md) is None:
+        if not any(obj["kind"] == "PodDisruptionBudget" for obj in objects):
             self.kube.delete("policy/v1", "PodDisruptionBudget", md.namespace, md.name)
         return deployment
 

@@ -10,7 +10,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -119,7 +118,6 @@ class Engine:
         self._dispatch = dispatch
         self._outbox: list[tuple[Callable[[Event], None], Event]] = []
         self._thread = threading.Thread(target=self._loop, name="berth-engine", daemon=True)
-        self.heartbeat = time.monotonic()
 
     # -- called from other threads ------------------------------------------------------------
     def start(self) -> None:
@@ -145,10 +143,6 @@ class Engine:
         with self._cond:
             return not self._waiting and not self._running
 
-    def load(self) -> tuple[int, int]:
-        with self._cond:
-            return len(self._running), len(self._waiting)
-
     def abort_all(self) -> None:
         with self._cond:
             for request in self._waiting:
@@ -169,11 +163,9 @@ class Engine:
             with self._cond:
                 while not self._waiting and not self._running and not self._stopping:
                     self._cond.wait(timeout=1.0)
-                    self.heartbeat = time.monotonic()
                 if self._stopping and not self._running and not self._waiting:
                     return
                 admitted = self._take_admissions()
-            self.heartbeat = time.monotonic()
             try:
                 self._drop_cancelled()
                 for group in prefill_groups(admitted):
@@ -291,7 +283,3 @@ class Engine:
         metrics.E2E.observe(time.monotonic() - request.arrival)
         metrics.SUCCESS.labels(reason).inc()
         self._send(request, Finished(reason, len(request.prompt), sequence.generated, error))
-
-    def describe(self) -> dict[str, Any]:
-        running, waiting = self.load()
-        return {"running": running, "waiting": waiting, "max_batch_size": self.max_batch, "max_queue": self.max_queue}

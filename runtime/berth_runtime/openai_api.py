@@ -79,13 +79,12 @@ def _sse(data: Any) -> bytes:
 class OpenAIApi:
     def __init__(self, engine: Engine, info: ModelInfo) -> None:
         self.engine, self.info = engine, info
-
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/v1/models", self.models),
-            web.post("/v1/completions", self.completions),
-            web.post("/v1/chat/completions", self.chat),
-        ]
+        # (method, path) -> handler; the server routes /v1/* here once the model is loaded.
+        self.handlers = {
+            ("GET", "/v1/models"): self.models,
+            ("POST", "/v1/completions"): self.completions,
+            ("POST", "/v1/chat/completions"): self.chat,
+        }
 
     async def models(self, _: web.Request) -> web.Response:
         card = {"id": self.info.name, "object": "model", "created": self.info.created, "owned_by": "berth",
@@ -161,19 +160,19 @@ class OpenAIApi:
         await response.write_eof()
         return response
 
-    def _token_text(self, token: Token) -> str:
-        return self.info.tokenizer.decode([token.token])
+    def _token_text(self, token_id: int) -> str:
+        return self.info.tokenizer.decode([token_id])
 
     def _completion_logprobs(self, tokens: list[Token]) -> dict[str, Any]:
         return {
-            "tokens": [self._token_text(t) for t in tokens],
+            "tokens": [self._token_text(t.token) for t in tokens],
             "token_logprobs": [t.logprob for t in tokens],
-            "top_logprobs": [{self.info.tokenizer.decode([i]): lp for i, lp in t.top_logprobs} for t in tokens],
+            "top_logprobs": [{self._token_text(i): lp for i, lp in t.top_logprobs} for t in tokens],
         }
 
     def _chat_logprobs(self, tokens: list[Token]) -> list[dict[str, Any]]:
         def entry(token_id: int, logprob: float) -> dict[str, Any]:
-            text = self.info.tokenizer.decode([token_id])
+            text = self._token_text(token_id)
             return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
 
         return [{**entry(t.token, t.logprob or 0.0), "top_logprobs": [entry(i, lp) for i, lp in t.top_logprobs]}

@@ -160,10 +160,6 @@ class _BroadcastingCache:
         _send(torch.tensor([MOVE, source, target, length]))
         self._cache.move(source, target, length)
 
-    @property
-    def nbytes(self) -> int:
-        return self._cache.nbytes
-
 
 class TensorParallelRunner:
     """Rank 0: the ModelRunner interface the engine uses, with every step mirrored on the workers."""

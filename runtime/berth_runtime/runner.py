@@ -47,10 +47,6 @@ class KVCache:
         self.k[:, target, :, :length] = self.k[:, source, :, :length]
         self.v[:, target, :, :length] = self.v[:, source, :, :length]
 
-    @property
-    def nbytes(self) -> int:
-        return 2 * self.k.numel() * self.k.element_size()
-
 
 class ModelRunner:
     def __init__(self, loaded: LoadedModel, slots: int, shape: Shape | None = None,

@@ -102,10 +102,10 @@ def build_app(state: ServerState) -> web.Application:
 
     async def api_route(request: web.Request) -> web.StreamResponse:
         assert state.api is not None
-        for route in state.api.routes():
-            if route.path == request.path and route.method == request.method:
-                return await route.handler(request)
-        raise web.HTTPNotFound()
+        handler = state.api.handlers.get((request.method, request.path))
+        if handler is None:
+            raise web.HTTPNotFound()
+        return await handler(request)
 
     app = web.Application(middlewares=[openai_errors], client_max_size=16 * 1024 * 1024)
     app.router.add_get(contract.HEALTH_PATH, health)
