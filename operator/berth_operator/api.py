@@ -183,8 +183,15 @@ PERCENT_OR_COUNT = "type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')"
 class Rollout(ApiModel):
     """How a new version replaces the old one."""
 
-    max_surge: IntOrString = Field(default=1, description="Extra replicas allowed during a rollout (count or %).")
-    max_unavailable: IntOrString = Field(default=0, description="Replicas that may be missing during a rollout.")
+    max_surge: IntOrString = Field(
+        default=1,
+        description="Extra replicas a rollout may add (count or %), used only while free GPUs can hold them.",
+    )
+    max_unavailable: IntOrString = Field(
+        default=1,
+        description="Replicas a rollout may take down first when no GPU is free for a surge replica (count or %); "
+        "0 holds the rollout instead (reported as InsufficientGPU). With room to surge, none is taken down.",
+    )
     progress_deadline_seconds: int = Field(
         default=1800, ge=60, le=86400, description="How long a rollout may go without progress."
     )

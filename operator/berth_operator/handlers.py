@@ -17,6 +17,8 @@ from berth_operator.render import Settings
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 RETRY_SECONDS = 10
+HELD_RECHECK_SECONDS = 15
+HELD_REASONS = ("InsufficientGPU",)
 _last_event = time.monotonic()
 
 
@@ -79,6 +81,17 @@ def pod_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> N
     owner = (body.metadata.labels or {}).get(OWNER_LABEL)
     if owner:
         memo.reconciler.reconcile(namespace, owner, apply=False)
+
+
+def _held(status: kopf.Status, **_: Any) -> bool:
+    progressing = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {})
+    return progressing.get("reason") in HELD_REASONS
+
+
+@kopf.timer(api.GROUP, api.VERSION, api.PLURAL, interval=HELD_RECHECK_SECONDS, when=_held)
+def held_rollout(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """A held rollout waits on something no watched object announces (GPUs freed by other workloads)."""
+    _reconcile(memo, namespace, name)
 
 
 @kopf.on.probe(id="secondsSinceLastEvent")

@@ -102,9 +102,16 @@ class Kube:
             raise
 
     def list(
-        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         return self.request("GET", path(api_version, kind, namespace), query=query).get("items", [])
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -123,9 +130,15 @@ class Kube:
                 return False
             raise
 
+    def patch(
+        self, api_version: str, kind: str, namespace: str | None, name: str, body: dict[str, Any], sub: str = ""
+    ) -> dict[str, Any]:
+        """A JSON merge patch (for the few fields changed outside server-side apply)."""
+        url = path(api_version, kind, namespace, name, sub=sub)
+        return self.request("PATCH", url, body=body, content_type="application/merge-patch+json")
+
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        url = path(api.API_VERSION, api.KIND, namespace, name, sub="status")
-        return self.request("PATCH", url, body={"status": status}, content_type="application/merge-patch+json")
+        return self.patch(api.API_VERSION, api.KIND, namespace, name, {"status": status}, sub="status")
 
     def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         meta = involved["metadata"]

@@ -3,41 +3,25 @@ a missing volume or secret, more GPUs per replica than any eligible node has. Pu
 
 from __future__ import annotations
 
-from typing import Any
-
 from berth_operator.api import ModelDeployment
+from berth_operator.capacity import GpuCapacity
 from berth_operator.conditions import Problem
 from berth_operator.sources import model_mount
 
 
-def _eligible(node: dict[str, Any], node_selector: dict[str, str]) -> bool:
-    labels = node["metadata"].get("labels") or {}
-    if (node.get("spec") or {}).get("unschedulable"):
-        return False
-    return all(labels.get(key) == value for key, value in node_selector.items())
-
-
-def gpu_problem(md: ModelDeployment, nodes: list[dict[str, Any]]) -> Problem | None:
+def gpu_problem(md: ModelDeployment, capacity: GpuCapacity | None) -> Problem | None:
     """A replica needing more GPUs than the largest eligible node has can never be scheduled."""
-    gpus, resource = md.spec.gpus, md.spec.gpu_resource_name
-    if gpus == 0:
+    if capacity is None or md.spec.gpus == 0 or capacity.largest >= md.spec.gpus:
         return None
-    eligible = [n for n in nodes if _eligible(n, md.spec.scheduling.node_selector)]
-    offers = {
-        n["metadata"]["name"]: int((n.get("status") or {}).get("allocatable", {}).get(resource, 0)) for n in eligible
-    }
-    largest = max(offers.values(), default=0)
-    if largest >= gpus:
-        return None
-    where = ", ".join(f"{name}={count}" for name, count in sorted(offers.items())) or "no eligible nodes"
     return Problem(
         "InsufficientGPU",
-        f"each replica needs {gpus} {resource} but the largest eligible node has {largest} allocatable ({where})",
+        f"each replica needs {md.spec.gpus} {capacity.resource} but the largest eligible node has "
+        f"{capacity.largest} allocatable ({capacity.describe(capacity.allocatable)})",
     )
 
 
 def preflight(
-    md: ModelDeployment, nodes: list[dict[str, Any]], claim_exists: bool | None, secret_exists: bool | None
+    md: ModelDeployment, capacity: GpuCapacity | None, claim_exists: bool | None, secret_exists: bool | None
 ) -> list[Problem]:
     """claim_exists / secret_exists are None when the spec names no claim / secret."""
     problems = []
@@ -49,7 +33,7 @@ def preflight(
     secret = md.spec.model.credentials_secret
     if secret and secret_exists is False:
         problems.append(Problem("CredentialsSecretNotFound", f"Secret {secret} not found in namespace {md.namespace}"))
-    gpu = gpu_problem(md, nodes)
+    gpu = gpu_problem(md, capacity)
     if gpu:
         problems.append(gpu)
     return problems

@@ -15,17 +15,21 @@ from typing import Any
 
 from berth_operator import api, metrics
 from berth_operator.api import ModelDeploymentStatus
+from berth_operator.capacity import TERMINAL_PHASES as TERMINAL
+from berth_operator.capacity import GpuCapacity, gpu_capacity
 from berth_operator.conditions import Problem, now_rfc3339
 from berth_operator.kube import Kube, KubeError
 from berth_operator.milestones import milestones
-from berth_operator.naming import OWNER_LABEL
+from berth_operator.naming import OWNER_LABEL, RELEASE_ANNOTATION
 from berth_operator.preflight import preflight
-from berth_operator.render import Settings, endpoint, render_all
+from berth_operator.render import Settings, endpoint, render_all, render_pod_template
+from berth_operator.rollout_plan import RolloutStep, Strategy, plan_rollout
 from berth_operator.sources import model_mount
 from berth_operator.status import Snapshot, compute_status, invalid_spec_status
 from berth_operator.validation import SpecError, parse_model_deployment
 
 log = logging.getLogger("berth.reconcile")
+UNFINISHED = "status.phase!=Succeeded,status.phase!=Failed"
 
 
 @dataclass(frozen=True)
@@ -96,30 +100,59 @@ class Reconciler:
         apply: bool,
         rolled_back_from: api.ModelDeploymentSpec | None,
     ) -> tuple[ModelDeploymentStatus | None, list[Problem]]:
-        """Applies what md renders (when apply) and derives the status; None when the namespace is going."""
+        """Plans this rollout step and applies what md renders, then derives the status; None when the
+        namespace is going. apply=False (pod events) writes only when the step's strategy changed."""
         problems: list[Problem] = []
-        deployment = None
-        if apply:
+        current = self.kube.get("apps/v1", "Deployment", md.namespace, md.name)
+        pods = self.kube.list("v1", "Pod", md.namespace, f"{OWNER_LABEL}={md.name}")
+        pod_spec = render_pod_template(md, self.settings)["spec"]
+        nodes = self.kube.list("v1", "Node") if md.spec.gpus else []
+        step, capacity = self._plan(md, current, pods, nodes, pod_spec)
+        deployment = current
+        if apply or (step.strategy is not None and step.strategy != live_strategy(current)):
             try:
-                deployment = self._apply(md)  # the applied object: no second read needed
+                deployment = self._apply(md, step, current)
             except KubeError as error:
                 if error.namespace_terminating:
                     return None, []  # the namespace controller is deleting the ModelDeployment too
                 if not error.client_error:
                     raise
                 problems.append(Problem("ApplyFailed", f"the API server refused the rendered objects: {error.message}"))
-        if deployment is None:
-            deployment = self.kube.get("apps/v1", "Deployment", md.namespace, md.name)
-        pods = self.kube.list("v1", "Pod", md.namespace, f"{OWNER_LABEL}={md.name}")
-        problems += self._preflight(md)
+        problems += self._preflight(md, capacity)
+        if step.problem:
+            problems.append(step.problem)
         image = md.spec.runtime.image or self.settings.runtime_image
-        snapshot = Snapshot(md, generation, deployment, pods, problems, endpoint(md), image, rolled_back_from)
+        snapshot = Snapshot(md, generation, deployment, pods, problems, endpoint(md), image, rolled_back_from, step)
         return compute_status(snapshot, previous, now_rfc3339()), problems
 
-    def _apply(self, md: api.ModelDeployment) -> dict[str, Any]:
-        deployment: dict[str, Any] = {}
-        objects = render_all(md, self.settings)
+    def _plan(
+        self,
+        md: api.ModelDeployment,
+        current: dict[str, Any] | None,
+        pods: list[dict[str, Any]],
+        nodes: list[dict[str, Any]],
+        pod_spec: dict[str, Any],
+    ) -> tuple[RolloutStep, GpuCapacity | None]:
+        started = current is not None and release_of(current) == api.release_key(md.spec)
+        rolling = current is not None and (not started or has_old_pods(current))
+        capacity = None
+        if md.spec.gpus:
+            # Every pod bound to a node holds its GPUs; the whole cluster's are read only mid-rollout.
+            bound = self.kube.list("v1", "Pod", field_selector=UNFINISHED) if rolling else []
+            capacity = gpu_capacity(nodes, bound, pod_spec, md.spec.gpus, md.spec.gpu_resource_name)
+        own_bound = sum(1 for p in pods if p["spec"].get("nodeName") and p["status"].get("phase") not in TERMINAL)
+        return plan_rollout(md.spec, rolling, started, own_bound, capacity), capacity
+
+    def _apply(self, md: api.ModelDeployment, step: RolloutStep, current: dict[str, Any] | None) -> dict[str, Any]:
+        """Applies the rendered objects; a held rollout keeps the running Deployment, only rescaled."""
+        deployment: dict[str, Any] = current or {}
+        objects = render_all(md, self.settings, step.strategy or live_strategy(current))
         for obj in objects:
+            if obj["kind"] == "Deployment" and step.hold and current is not None:
+                if current["spec"].get("replicas") != md.spec.replicas:
+                    patch = {"spec": {"replicas": md.spec.replicas}}
+                    deployment = self.kube.patch("apps/v1", "Deployment", md.namespace, md.name, patch)
+                continue
             applied = self.kube.apply(obj)
             if obj["kind"] == "Deployment":
                 deployment = applied
@@ -127,15 +160,14 @@ class Reconciler:
             self.kube.delete("policy/v1", "PodDisruptionBudget", md.namespace, md.name)
         return deployment
 
-    def _preflight(self, md: api.ModelDeployment) -> list[Problem]:
+    def _preflight(self, md: api.ModelDeployment, capacity: GpuCapacity | None) -> list[Problem]:
         claim = model_mount(md.spec.model).claim
         secret = md.spec.model.credentials_secret
         claim_exists = (
             None if not claim else self.kube.get("v1", "PersistentVolumeClaim", md.namespace, claim) is not None
         )
         secret_exists = None if not secret else self.kube.get("v1", "Secret", md.namespace, secret) is not None
-        nodes = self.kube.list("v1", "Node") if md.spec.gpus else []
-        return preflight(md, nodes, claim_exists, secret_exists)
+        return preflight(md, capacity, claim_exists, secret_exists)
 
     def _report(self, body: dict[str, Any], previous: ModelDeploymentStatus, status: ModelDeploymentStatus) -> None:
         """Writes the status only when it changed (so no write retriggers anything), then its Events."""
@@ -161,6 +193,20 @@ class Reconciler:
                 log.warning(
                     "Event %s for %s/%s not posted: %s", milestone.reason, meta["namespace"], meta["name"], error
                 )
+
+
+def release_of(deployment: dict[str, Any]) -> str | None:
+    return (deployment["metadata"].get("annotations") or {}).get(RELEASE_ANNOTATION)
+
+
+def has_old_pods(deployment: dict[str, Any]) -> bool:
+    status = deployment.get("status") or {}
+    return status.get("replicas", 0) > status.get("updatedReplicas", 0)
+
+
+def live_strategy(deployment: dict[str, Any] | None) -> Strategy | None:
+    rolling = (((deployment or {}).get("spec") or {}).get("strategy") or {}).get("rollingUpdate")
+    return Strategy(rolling["maxSurge"], rolling["maxUnavailable"]) if rolling else None
 
 
 def _previous_status(body: dict[str, Any]) -> ModelDeploymentStatus:

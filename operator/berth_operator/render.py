@@ -10,6 +10,7 @@ from typing import Any
 
 from berth_operator.api import ModelDeployment, release_key
 from berth_operator.naming import RELEASE_ANNOTATION, child_metadata, endpoint_url, pod_labels, selector_labels
+from berth_operator.rollout_plan import Strategy
 from berth_operator.sources import ModelMount, fetch_env, model_mount
 from berth_runtime import contract
 
@@ -175,8 +176,11 @@ def render_pod_template(md: ModelDeployment, settings: Settings) -> dict[str, An
     return {"metadata": metadata, "spec": pod_spec}
 
 
-def render_deployment(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
+def render_deployment(md: ModelDeployment, settings: Settings, strategy: Strategy | None = None) -> dict[str, Any]:
+    """strategy: this rollout step's surge and unavailability (berth_operator.rollout_plan); the spec's
+    own values when rendered offline."""
     rollout = md.spec.rollout
+    strategy = strategy or Strategy(rollout.max_surge, rollout.max_unavailable)
     metadata = child_metadata(md)
     metadata["annotations"] = {RELEASE_ANNOTATION: release_key(md.spec)}
     return {
@@ -188,7 +192,7 @@ def render_deployment(md: ModelDeployment, settings: Settings) -> dict[str, Any]
             "selector": {"matchLabels": selector_labels(md)},
             "strategy": {
                 "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": rollout.max_surge, "maxUnavailable": rollout.max_unavailable},
+                "rollingUpdate": {"maxSurge": strategy.max_surge, "maxUnavailable": strategy.max_unavailable},
             },
             "progressDeadlineSeconds": rollout.progress_deadline_seconds,
             "revisionHistoryLimit": md.spec.revision_history_limit,
@@ -225,9 +229,9 @@ def render_pdb(md: ModelDeployment) -> dict[str, Any] | None:
     }
 
 
-def render_all(md: ModelDeployment, settings: Settings) -> list[dict[str, Any]]:
+def render_all(md: ModelDeployment, settings: Settings, strategy: Strategy | None = None) -> list[dict[str, Any]]:
     """Everything the ModelDeployment should own, in apply order."""
-    objects = [render_service(md), render_deployment(md, settings)]
+    objects = [render_service(md), render_deployment(md, settings, strategy)]
     pdb = render_pdb(md)
     if pdb:
         objects.append(pdb)

@@ -11,6 +11,7 @@ from berth_operator.conditions import DEGRADED, PROGRESSING, READY, Observed, Pr
 from berth_operator.history import update_history
 from berth_operator.naming import OWNER_LABEL, RELEASE_ANNOTATION
 from berth_operator.rollback import decide_rollback
+from berth_operator.rollout_plan import RolloutStep
 
 # Container waiting reasons that mean the pod will not come up by itself.
 STUCK_WAITING = {
@@ -22,7 +23,7 @@ STUCK_WAITING = {
     "CreateContainerError": "ContainerConfigError",
 }
 # Progressing reasons under which spec.version is the version being rolled out.
-ROLLING = ("Creating", "RollingOut", "ProgressDeadlineExceeded")
+ROLLING = ("Creating", "RollingOut", "ProgressDeadlineExceeded", "InsufficientGPU")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Snapshot:
     endpoint: str | None = None
     image: str = ""  # the runtime image the pods run, for the history
     rolled_back_from: ModelDeploymentSpec | None = None  # the user's failed spec, while its rollback serves md
+    step: RolloutStep | None = None  # the rollout step planned for md (berth_operator.rollout_plan)
 
 
 def pod_problems(pods: list[dict[str, Any]], gpu_resource: str) -> list[Problem]:
@@ -74,6 +76,8 @@ def _rollout(snapshot: Snapshot) -> tuple[bool, str, str]:
     version, desired = md.spec.version, md.spec.replicas
     if deployment is None:
         return True, "Creating", "creating the Deployment"
+    if snapshot.step is not None and snapshot.step.hold:
+        return False, snapshot.step.reason, f"version {version} is held: {snapshot.step.message}"
     status = deployment.get("status") or {}
     progress = _deployment_condition(deployment, "Progressing")
     if progress and progress.get("reason") == "ProgressDeadlineExceeded":

@@ -23,44 +23,11 @@ from tests.support.operator import (
     get_json,
     wait_condition,
     wait_status,
+    with_claim,
 )
 
 pytestmark = pytest.mark.cluster
 BERTH = str(Path(sys.executable).parent / "berth")
-
-
-def with_claim(cluster: Cluster, namespace: str, claim: str = "models") -> None:
-    """A bound PVC for pvc:// sources: a pre-bound PV, which the PV controller binds; kwok mounts nothing."""
-    volume = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": f"{claim}-{namespace}"},
-        "spec": {
-            "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadOnlyMany"],
-            "storageClassName": "",
-            "hostPath": {"path": "/var/lib/berth-test-models"},
-            "claimRef": {"namespace": namespace, "name": claim},
-        },
-    }
-    pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": claim, "namespace": namespace},
-        "spec": {
-            "accessModes": ["ReadOnlyMany"],
-            "storageClassName": "",
-            "volumeName": f"{claim}-{namespace}",
-            "resources": {"requests": {"storage": "1Gi"}},
-        },
-    }
-    for obj in (volume, pvc):
-        cluster.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
-    wait_for(
-        lambda: get_json(cluster, "pvc", claim, "-n", namespace)["status"].get("phase") == "Bound",
-        30,
-        "PVC bound",
-    )
 
 
 def subset(expected: object, actual: object, where: str = "") -> list[str]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from berth_operator.api import ModelDeploymentStatus, release_key
+from berth_operator.capacity import GpuCapacity, gpu_capacity
 from berth_operator.conditions import Problem, find
 from berth_operator.milestones import milestones
 from berth_operator.naming import RELEASE_ANNOTATION
 from berth_operator.preflight import gpu_problem, preflight
+from berth_operator.render import Settings, render_pod_template
 from berth_operator.status import Snapshot, compute_status
 from berth_operator.validation import parse_model_deployment
 from tests.support.manifests import model_deployment
@@ -146,22 +148,26 @@ def node(name: str, gpus: int, labels: dict[str, str] | None = None, unschedulab
     }
 
 
+def capacity_for(md, nodes: list[dict[str, Any]]) -> GpuCapacity:
+    pod_spec = render_pod_template(md, Settings())["spec"]
+    return gpu_capacity(nodes, [], pod_spec, md.spec.gpus, md.spec.gpu_resource_name)
+
+
 def test_gpu_preflight_counts_only_eligible_nodes() -> None:
     nodes = [node("a", 8, {"pool": "big"}, unschedulable=True), node("b", 4, {"pool": "big"}), node("c", 8)]
-    assert gpu_problem(md_of(gpus=8), nodes) is None
-    problem = gpu_problem(md_of(gpus=8, scheduling={"nodeSelector": {"pool": "big"}}), nodes)
+    assert gpu_problem(md_of(gpus=8), capacity_for(md_of(gpus=8), nodes)) is None
+    pooled = md_of(gpus=8, scheduling={"nodeSelector": {"pool": "big"}})
+    problem = gpu_problem(pooled, capacity_for(pooled, nodes))
     assert problem and problem.reason == "InsufficientGPU"
     assert "needs 8 nvidia.com/gpu" in problem.message and "has 4 allocatable (b=4)" in problem.message
-    assert gpu_problem(md_of(gpus=0), []) is None
+    assert gpu_problem(md_of(gpus=0), None) is None
 
 
 def test_preflight_reports_missing_claim_and_secret() -> None:
     md = md_of(model={"source": "pvc://models/x"})
-    assert [p.reason for p in preflight(md, [node("a", 2)], claim_exists=False, secret_exists=None)] == [
-        "ModelVolumeNotFound"
-    ]
+    assert [p.reason for p in preflight(md, None, claim_exists=False, secret_exists=None)] == ["ModelVolumeNotFound"]
     hf = md_of(model={"source": "hf://o/m", "revision": "r", "credentialsSecret": "tok"})
-    assert [p.reason for p in preflight(hf, [node("a", 2)], claim_exists=None, secret_exists=False)] == [
+    assert [p.reason for p in preflight(hf, None, claim_exists=None, secret_exists=False)] == [
         "CredentialsSecretNotFound"
     ]
 

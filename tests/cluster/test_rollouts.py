@@ -1,0 +1,150 @@
+"""GPU-aware rollouts on the real control plane: kwok nodes with GPU capacity, the scheduler counting
+them, the Deployment controller doing each step the operator plans."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support.cluster import Cluster, wait_for
+from tests.support.manifests import model_deployment
+from tests.support.operator import (
+    OperatorProcess,
+    apply_manifest,
+    condition,
+    get_json,
+    wait_condition,
+    wait_status,
+    with_claim,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+def on_node(name: str, node: str, **spec: Any) -> dict[str, Any]:
+    """Two 1-GPU replicas of version v1, pinned to one node so that its GPUs are the whole cluster."""
+    scheduling = {"nodeSelector": {"kubernetes.io/hostname": node}}
+    return model_deployment(name, replicas=2, version="v1", scheduling=scheduling, **spec)
+
+
+def gpus_in_use(cluster: Cluster, node: str) -> int:
+    pods = get_json(cluster, "pods", "-A", "--field-selector", f"spec.nodeName={node}")["items"]
+    return sum(
+        int(c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu", 0))
+        for p in pods
+        if p["status"].get("phase") not in ("Succeeded", "Failed")
+        for c in p["spec"]["containers"]
+    )
+
+
+def wait_node_idle(cluster: Cluster, node: str) -> None:
+    """Earlier tests' namespaces may still be going away: start from a node with every GPU free."""
+    wait_for(lambda: gpus_in_use(cluster, node) == 0, 90, f"no GPU in use on {node}")
+
+
+def scaling_events(cluster: Cluster, namespace: str) -> list[str]:
+    """The Deployment controller's scaling Events, in order: how each rollout step really went."""
+    events = get_json(cluster, "events", "-n", namespace, "--field-selector", "involvedObject.kind=Deployment")
+    ordered = sorted(events["items"], key=lambda e: int(e["metadata"]["resourceVersion"]))
+    return [e["message"] for e in ordered if e["reason"] == "ScalingReplicaSet"]
+
+
+def replica_set_of(cluster: Cluster, namespace: str, version: str) -> str:
+    sets = get_json(cluster, "replicasets", "-n", namespace)["items"]
+    return next(r["metadata"]["name"] for r in sets
+                if r["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == version)  # fmt: skip
+
+
+def bump(cluster: Cluster, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    cluster.kubectl("patch", "md", name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": patch}))
+
+
+def test_with_spare_gpus_a_new_version_surges_and_keeps_every_replica_ready(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    wait_node_idle(cluster, "kwok-gpu-b")  # 4 GPUs: 2 replicas leave room for 2 more
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        apply_manifest(cluster, ns, on_node("tiny", "kwok-gpu-b"))
+        wait_status(cluster, ns, "tiny", "servingVersion", "v1")
+        bump(cluster, ns, "tiny", {"version": "v2"})
+        md = wait_status(cluster, ns, "tiny", "servingVersion", "v2")
+        assert [(e["version"], e["outcome"]) for e in md["status"]["history"]] == [
+            ("v1", "Succeeded"),
+            ("v2", "Succeeded"),
+        ]
+        strategy = get_json(cluster, "deployment", "tiny", "-n", ns)["spec"]["strategy"]["rollingUpdate"]
+        assert strategy == {"maxSurge": 1, "maxUnavailable": 0}, "room to surge: nothing taken down first"
+        new, old = replica_set_of(cluster, ns, "v2"), replica_set_of(cluster, ns, "v1")
+        steps = [m for m in scaling_events(cluster, ns) if new in m or f"{old} from 2" in m]
+        assert steps[0] == f"Scaled up replica set {new} from 0 to 1", steps
+        assert steps.index(f"Scaled down replica set {old} from 2 to 1") > 0, steps
+
+
+def test_a_full_node_holds_with_max_unavailable_zero_then_replaces_one_at_a_time(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    wait_node_idle(cluster, "kwok-gpu-a")  # 2 GPUs: 2 replicas fill it
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        held = {"maxSurge": 1, "maxUnavailable": 0}
+        apply_manifest(cluster, ns, on_node("full", "kwok-gpu-a", rollout=held))
+        wait_status(cluster, ns, "full", "servingVersion", "v1")
+        before = {p["metadata"]["uid"] for p in get_json(cluster, "pods", "-n", ns)["items"]}
+
+        bump(cluster, ns, "full", {"version": "v2"})
+        md = wait_condition(cluster, ns, "full", "Progressing", "False", "InsufficientGPU")
+        message = condition(md, "Progressing")["message"]
+        assert "needs 1 nvidia.com/gpu" in message and "kwok-gpu-a=0" in message and "maxUnavailable 0" in message
+        assert condition(md, "Degraded")["reason"] == "InsufficientGPU"
+        assert condition(md, "Ready")["status"] == "True" and md["status"]["servingVersion"] == "v1"
+        assert md["status"]["rolloutVersion"] == "v2"
+        # Nothing deleted, nothing Pending: the old version's pods and template are untouched.
+        assert {p["metadata"]["uid"] for p in get_json(cluster, "pods", "-n", ns)["items"]} == before
+        assert len(get_json(cluster, "replicasets", "-n", ns)["items"]) == 1
+
+        bump(cluster, ns, "full", {"rollout": {"maxUnavailable": 1}})
+        md = wait_status(cluster, ns, "full", "servingVersion", "v2", timeout=90)
+        assert condition(md, "Degraded")["status"] == "False"
+        new, old = replica_set_of(cluster, ns, "v2"), replica_set_of(cluster, ns, "v1")
+        steps = scaling_events(cluster, ns)
+        assert steps.index(f"Scaled down replica set {old} from 2 to 1") < steps.index(
+            f"Scaled up replica set {new} from 0 to 1"
+        ), steps
+        pods = [p for p in get_json(cluster, "pods", "-n", ns)["items"] if not p["metadata"].get("deletionTimestamp")]
+        assert {p["metadata"]["labels"]["app.kubernetes.io/version"] for p in pods} == {"v2"}
+        assert [(e["version"], e["outcome"]) for e in md["status"]["history"]] == [
+            ("v1", "Succeeded"),
+            ("v2", "Succeeded"),
+        ]
+
+
+def test_operator_restarted_in_the_middle_of_a_rollout_finishes_it(cluster: Cluster, operator: OperatorProcess) -> None:
+    wait_node_idle(cluster, "kwok-gpu-a")
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns)
+        apply_manifest(cluster, ns, on_node("tiny", "kwok-gpu-a"))
+        wait_status(cluster, ns, "tiny", "servingVersion", "v1")
+        operator.kill()
+        bump(cluster, ns, "tiny", {"version": "v2"})  # the change arrives while no operator runs
+        operator.start()
+
+        def template_version() -> str:
+            template = get_json(cluster, "deployment", "tiny", "-n", ns)["spec"]["template"]
+            return template["metadata"]["labels"]["app.kubernetes.io/version"]
+
+        wait_for(lambda: template_version() == "v2", 30, "the rollout started")
+        operator.kill()  # mid-way: the Deployment controller carries on, the operator must pick up the books
+        operator.start()
+        md = wait_status(cluster, ns, "tiny", "servingVersion", "v2", timeout=90)
+        assert [(e["version"], e["outcome"]) for e in md["status"]["history"]] == [
+            ("v1", "Succeeded"),
+            ("v2", "Succeeded"),
+        ]
+        assert condition(md, "Ready")["status"] == "True" and "rolloutVersion" not in md["status"]
+        assert len(get_json(cluster, "deployments", "-n", ns)["items"]) == 1
+        assert len(get_json(cluster, "replicasets", "-n", ns)["items"]) == 2
+        reasons = [e["reason"] for e in get_json(cluster, "events", "-n", ns)["items"]]
+        assert reasons.count("RolloutComplete") == 2, reasons
