@@ -64,6 +64,23 @@ class ApiModel(BaseModel):
     rules: ClassVar[tuple[Rule, ...]] = ()
 
 
+class ModelCache(ApiModel):
+    """Where hf:// and s3:// weights are staged by a Job before any pod of a new version starts
+    (pvc:// and file:// sources are used in place and ignore it)."""
+
+    enabled: bool = Field(
+        default=True, description="false: every pod downloads the weights itself, in an init container."
+    )
+    claim_name: str | None = Field(
+        default=None,
+        max_length=253,
+        description="An existing PersistentVolumeClaim to stage into (ReadWriteMany for replicas on several "
+        "nodes); entries live under <ModelDeployment name>/. Unset: the operator creates <name>-model-cache.",
+    )
+    size: Quantity = Field(default="100Gi", description="Size of the claim the operator creates.")
+    storage_class_name: str | None = Field(default=None, max_length=253, description="For the claim it creates.")
+
+
 class ModelSource(ApiModel):
     """Where the weights come from."""
 
@@ -89,6 +106,7 @@ class ModelSource(ApiModel):
         max_length=1024,
         description="A mirror of the hub (HF_ENDPOINT) or an S3-compatible endpoint URL.",
     )
+    cache: ModelCache = defaulted(ModelCache)
 
     rules = (
         Rule(
@@ -297,12 +315,25 @@ class HistoryEntry(ApiModel):
     version: str
     source: str
     revision: str | None = Field(default=None, description="The pinned revision the version was deployed with.")
+    resolved_revision: str | None = Field(default=None, description="The commit SHA staging resolved it to.")
     quantization: str
     gpus: int
     image: str
     started: str
     finished: str | None = None
     outcome: Outcome = "Progressing"
+
+
+class StagingStatus(ApiModel):
+    """The latest staging of weights into the model cache."""
+
+    version: str
+    key: str = Field(description="The cache entry: derived from model source and revision.")
+    job: str
+    phase: Literal["Staging", "Staged", "Failed"]
+    message: str = ""
+    resolved_revision: str | None = None
+    bytes: int | None = None
 
 
 class ModelDeploymentStatus(ApiModel):
@@ -318,6 +349,7 @@ class ModelDeploymentStatus(ApiModel):
     rollout_version: str | None = Field(default=None, description="The version being rolled out, if any.")
     endpoint: str | None = Field(default=None, description="The in-cluster OpenAI-compatible base URL.")
     history: list[HistoryEntry] = Field(default_factory=list, description="Versions deployed, oldest first.")
+    staging: StagingStatus | None = None
     last_good_spec: ModelDeploymentSpec | None = Field(
         default=None, description="The spec whose rollout last completed: what an automatic rollback restores."
     )

@@ -46,19 +46,21 @@ def render_command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _read(args: argparse.Namespace) -> dict[str, Any]:
+def _read(args: argparse.Namespace, with_pods: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from berth_operator.kube import Kube, load_api_client
+    from berth_operator.naming import serving_pods_selector
 
     kube = Kube(load_api_client(args.kubeconfig))
     found = kube.get(api.API_VERSION, api.KIND, args.namespace, args.name)
     if found is None:
         raise SystemExit(f"berth: {api.KIND} {args.namespace}/{args.name} not found")
-    return found
+    pods = kube.list("v1", "Pod", args.namespace, serving_pods_selector(args.name)) if with_pods else []
+    return found, pods
 
 
 def history_command(args: argparse.Namespace) -> int:
     """Versions deployed, with the revision each ran and how its rollout ended."""
-    print(views.history_table(_read(args)))
+    print(views.history_table(_read(args)[0]))
     return 0
 
 
@@ -67,8 +69,8 @@ def status_command(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout
     shown = ""
     while True:
-        md = _read(args)
-        text = views.status_text(md)
+        md, pods = _read(args, with_pods=True)
+        text = views.status_text(md, pods)
         if text != shown:
             print(text, flush=True)
             shown = text
@@ -91,7 +93,7 @@ def rollback_command(args: argparse.Namespace) -> int:
     from berth_operator.kube import Kube, load_api_client, path
 
     kube = Kube(load_api_client(args.kubeconfig))
-    md = _read(args)
+    md, _ = _read(args)
     entry = views.rollback_target(md, args.to)
     if entry is None:
         wanted = f"version {args.to}" if args.to else "an earlier succeeded version"

@@ -14,11 +14,12 @@ from berth_operator.kube import Kube, load_api_client
 from berth_operator.naming import MANAGED_BY, OWNER_LABEL
 from berth_operator.reconcile import Reconciler
 from berth_operator.render import Settings
+from berth_operator.staging import STAGING_LABEL
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 RETRY_SECONDS = 10
 HELD_RECHECK_SECONDS = 15
-HELD_REASONS = ("InsufficientGPU",)
+HELD_REASONS = ("InsufficientGPU", "Staging")
 _last_event = time.monotonic()
 
 
@@ -70,6 +71,15 @@ def deployment_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: An
     """A Deployment's status moved, or someone changed or deleted it: converge and refresh status."""
     _touch()
     owner = (body.metadata.labels or {}).get(OWNER_LABEL)
+    if owner:
+        memo.reconciler.reconcile(namespace, owner)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+def staging_job_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    """Weights staged (or staging failed): the held rollout can go on (or says why not)."""
+    _touch()
+    owner = (body.metadata.labels or {}).get(STAGING_LABEL)
     if owner:
         memo.reconciler.reconcile(namespace, owner)
 

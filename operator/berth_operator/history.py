@@ -30,6 +30,7 @@ def update_history(
     image: str,
     rollout_reason: str,
     now: str,
+    resolved_revision: str | None = None,
 ) -> list[HistoryEntry]:
     """Opens an entry when what is deployed changes (closing an unfinished predecessor as Superseded),
     and closes the current one when its rollout completes or exceeds its deadline."""
@@ -40,6 +41,8 @@ def update_history(
             entries[-1] = entries[-1].model_copy(update={"outcome": "Superseded", "finished": now})
         entries.append(current)
     latest = entries[-1]
+    if resolved_revision and latest.resolved_revision is None:
+        latest = entries[-1] = latest.model_copy(update={"resolved_revision": resolved_revision})
     if latest.outcome == "Progressing":
         if rollout_reason == "RolloutComplete":
             entries[-1] = latest.model_copy(update={"outcome": "Succeeded", "finished": now})

@@ -24,6 +24,7 @@ PLURALS = {
     ("v1", "Secret"): "secrets",
     ("v1", "Event"): "events",
     ("apps/v1", "Deployment"): "deployments",
+    ("batch/v1", "Job"): "jobs",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     (api.API_VERSION, api.KIND): api.PLURAL,
 }
@@ -123,7 +124,9 @@ class Kube:
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         try:
-            self.request("DELETE", path(api_version, kind, namespace, name))
+            # Background: a Job's pods (and a Deployment's ReplicaSets) go with it, never orphaned.
+            query = [("propagationPolicy", "Background")]
+            self.request("DELETE", path(api_version, kind, namespace, name), query=query)
             return True
         except KubeError as error:
             if error.status == 404:

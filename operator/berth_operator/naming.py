@@ -16,6 +16,12 @@ VERSION_LABEL = "app.kubernetes.io/version"
 # the rollout of an older template (an event can be handled before the new template is applied).
 RELEASE_ANNOTATION = "berth.dev/release"
 COMPONENT = "inference"
+# On the Deployment, for staged sources: the model cache entry its pods mount (kept by garbage collection).
+CACHE_KEY_ANNOTATION = "berth.dev/cache-key"
+
+
+def serving_pods_selector(name: str) -> str:
+    return f"{OWNER_LABEL}={name},app.kubernetes.io/component={COMPONENT}"
 
 
 def selector_labels(md: ModelDeployment) -> dict[str, str]:

@@ -25,7 +25,7 @@ def preflight(
 ) -> list[Problem]:
     """claim_exists / secret_exists are None when the spec names no claim / secret."""
     problems = []
-    claim = model_mount(md.spec.model).claim
+    claim = model_mount(md.spec.model, md.name).claim
     if claim and claim_exists is False:
         problems.append(
             Problem("ModelVolumeNotFound", f"PersistentVolumeClaim {claim} not found in namespace {md.namespace}")

@@ -14,17 +14,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth_operator import api, metrics
-from berth_operator.api import ModelDeploymentStatus
+from berth_operator.api import ModelDeploymentStatus, StagingStatus
 from berth_operator.capacity import TERMINAL_PHASES as TERMINAL
 from berth_operator.capacity import GpuCapacity, gpu_capacity
 from berth_operator.conditions import Problem, now_rfc3339
 from berth_operator.kube import Kube, KubeError
 from berth_operator.milestones import milestones
-from berth_operator.naming import OWNER_LABEL, RELEASE_ANNOTATION
+from berth_operator.naming import CACHE_KEY_ANNOTATION, RELEASE_ANNOTATION, serving_pods_selector
 from berth_operator.preflight import preflight
 from berth_operator.render import Settings, endpoint, render_all, render_pod_template
 from berth_operator.rollout_plan import RolloutStep, Strategy, plan_rollout
-from berth_operator.sources import model_mount
+from berth_operator.sources import cache_key, model_mount, staged
+from berth_operator.staging import (
+    KEY_LABEL,
+    job_name,
+    read_staging,
+    render_cache_claim,
+    render_staging_job,
+    staging_selector,
+)
 from berth_operator.status import Snapshot, compute_status, invalid_spec_status
 from berth_operator.validation import SpecError, parse_model_deployment
 
@@ -104,10 +112,13 @@ class Reconciler:
         namespace is going. apply=False (pod events) writes only when the step's strategy changed."""
         problems: list[Problem] = []
         current = self.kube.get("apps/v1", "Deployment", md.namespace, md.name)
-        pods = self.kube.list("v1", "Pod", md.namespace, f"{OWNER_LABEL}={md.name}")
+        pods = self.kube.list("v1", "Pod", md.namespace, serving_pods_selector(md.name))
         pod_spec = render_pod_template(md, self.settings)["spec"]
         nodes = self.kube.list("v1", "Node") if md.spec.gpus else []
         step, capacity = self._plan(md, current, pods, nodes, pod_spec)
+        staging = self._stage(md, current, previous, apply) if staged(md.spec.model) else None
+        if staging is not None and staging.phase != "Staged" and cache_key_of(current) != staging.key:
+            step = staging_hold(staging)
         deployment = current
         if apply or (step.strategy is not None and step.strategy != live_strategy(current)):
             try:
@@ -122,7 +133,9 @@ class Reconciler:
         if step.problem:
             problems.append(step.problem)
         image = md.spec.runtime.image or self.settings.runtime_image
-        snapshot = Snapshot(md, generation, deployment, pods, problems, endpoint(md), image, rolled_back_from, step)
+        snapshot = Snapshot(
+            md, generation, deployment, pods, problems, endpoint(md), image, rolled_back_from, step, staging
+        )
         return compute_status(snapshot, previous, now_rfc3339()), problems
 
     def _plan(
@@ -143,13 +156,41 @@ class Reconciler:
         own_bound = sum(1 for p in pods if p["spec"].get("nodeName") and p["status"].get("phase") not in TERMINAL)
         return plan_rollout(md.spec, rolling, started, own_bound, capacity), capacity
 
+    def _stage(
+        self, md: api.ModelDeployment, current: dict[str, Any] | None, previous: ModelDeploymentStatus, apply: bool
+    ) -> StagingStatus | None:
+        """Ensures the cache claim and this release's staging Job exist (when apply), removes the Jobs of
+        entries no longer kept, and reads how staging is going."""
+        key = cache_key(md.spec.model)
+        if previous.staging and previous.staging.key == key and previous.staging.phase == "Staged":
+            return previous.staging  # staged once is staged: no need to read the Job again
+        jobs = {job["metadata"]["name"]: job for job in self.kube.list("batch/v1", "Job", md.namespace,
+                                                                          staging_selector(md))}  # fmt: skip
+        good = previous.last_good_spec
+        keep = {k for k in (key, cache_key_of(current), good and staged(good.model) and cache_key(good.model)) if k}
+        job = jobs.get(job_name(md, key))
+        if apply:
+            claim = render_cache_claim(md)
+            if claim:
+                self.kube.apply(claim)
+            if job is None:
+                job = self.kube.apply(render_staging_job(md, md.spec.runtime.image or self.settings.runtime_image,
+                                                         tuple(keep)))  # fmt: skip
+            for name, other in jobs.items():
+                if (other["metadata"].get("labels") or {}).get(KEY_LABEL) not in keep:
+                    self.kube.delete("batch/v1", "Job", md.namespace, name)
+        if job is None:
+            return None
+        pods = self.kube.list("v1", "Pod", md.namespace, staging_selector(md, key))
+        return read_staging(md, job, pods)
+
     def _apply(self, md: api.ModelDeployment, step: RolloutStep, current: dict[str, Any] | None) -> dict[str, Any]:
         """Applies the rendered objects; a held rollout keeps the running Deployment, only rescaled."""
         deployment: dict[str, Any] = current or {}
         objects = render_all(md, self.settings, step.strategy or live_strategy(current))
         for obj in objects:
-            if obj["kind"] == "Deployment" and step.hold and current is not None:
-                if current["spec"].get("replicas") != md.spec.replicas:
+            if obj["kind"] == "Deployment" and step.hold:
+                if current is not None and current["spec"].get("replicas") != md.spec.replicas:
                     patch = {"spec": {"replicas": md.spec.replicas}}
                     deployment = self.kube.patch("apps/v1", "Deployment", md.namespace, md.name, patch)
                 continue
@@ -161,7 +202,7 @@ class Reconciler:
         return deployment
 
     def _preflight(self, md: api.ModelDeployment, capacity: GpuCapacity | None) -> list[Problem]:
-        claim = model_mount(md.spec.model).claim
+        claim = model_mount(md.spec.model, md.name).claim
         secret = md.spec.model.credentials_secret
         claim_exists = (
             None if not claim else self.kube.get("v1", "PersistentVolumeClaim", md.namespace, claim) is not None
@@ -193,6 +234,18 @@ class Reconciler:
                 log.warning(
                     "Event %s for %s/%s not posted: %s", milestone.reason, meta["namespace"], meta["name"], error
                 )
+
+
+def cache_key_of(deployment: dict[str, Any] | None) -> str | None:
+    return ((deployment or {}).get("metadata", {}).get("annotations") or {}).get(CACHE_KEY_ANNOTATION)
+
+
+def staging_hold(staging: StagingStatus) -> RolloutStep:
+    """No pod of the new version until its weights are in the cache; a failed staging is reported."""
+    if staging.phase == "Failed":
+        problem = Problem("StagingFailed", staging.message)
+        return RolloutStep(None, hold=True, problem=problem, reason="StagingFailed", message=staging.message)
+    return RolloutStep(None, hold=True, progressing=True, reason="Staging", message=staging.message)
 
 
 def release_of(deployment: dict[str, Any]) -> str | None:

@@ -9,8 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth_operator.api import ModelDeployment, release_key
-from berth_operator.naming import RELEASE_ANNOTATION, child_metadata, endpoint_url, pod_labels, selector_labels
+from berth_operator.naming import (
+    CACHE_KEY_ANNOTATION,
+    RELEASE_ANNOTATION,
+    child_metadata,
+    endpoint_url,
+    pod_labels,
+    selector_labels,
+)
 from berth_operator.rollout_plan import Strategy
+from berth_operator.security import restricted_container_security, restricted_pod_security
 from berth_operator.sources import ModelMount, fetch_env, model_mount
 from berth_runtime import contract
 
@@ -21,7 +29,6 @@ SHM_VOLUME = "dshm"
 # Seconds the endpoints controller and kube-proxies get to stop routing to a stopping pod before it
 # is sent SIGTERM: stop routing first, then drain.
 PRE_STOP_SLEEP_SECONDS = 5
-UID = 1000
 
 
 @dataclass(frozen=True)
@@ -33,19 +40,6 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(runtime_image=os.environ.get("BERTH_RUNTIME_IMAGE", cls.runtime_image))
-
-
-def restricted_container_security() -> dict[str, Any]:
-    """Pod Security Standards "restricted", container level."""
-    return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "runAsUser": UID,
-        "runAsGroup": UID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
 
 
 def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -137,7 +131,7 @@ def _gpu_tolerations(md: ModelDeployment) -> list[dict[str, Any]]:
 
 def render_pod_template(md: ModelDeployment, settings: Settings) -> dict[str, Any]:
     spec = md.spec
-    mount = model_mount(spec.model)
+    mount = model_mount(spec.model, md.name)
     volumes = [{"name": SCRATCH_VOLUME, "emptyDir": {}}, *mount.volumes]
     if spec.gpus > 1:
         # NCCL between tensor-parallel ranks needs more shared memory than the default 64Mi.
@@ -145,13 +139,7 @@ def render_pod_template(md: ModelDeployment, settings: Settings) -> dict[str, An
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": UID,
-            "runAsGroup": UID,
-            "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_pod_security(),
         "terminationGracePeriodSeconds": PRE_STOP_SLEEP_SECONDS + spec.runtime.drain_timeout_seconds + 10,
         "containers": [_runtime_container(md, mount, settings)],
         "volumes": volumes,
@@ -183,6 +171,9 @@ def render_deployment(md: ModelDeployment, settings: Settings, strategy: Strateg
     strategy = strategy or Strategy(rollout.max_surge, rollout.max_unavailable)
     metadata = child_metadata(md)
     metadata["annotations"] = {RELEASE_ANNOTATION: release_key(md.spec)}
+    key = model_mount(md.spec.model, md.name).cache_key
+    if key:
+        metadata["annotations"][CACHE_KEY_ANNOTATION] = key
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -31,8 +31,9 @@ class Strategy:
 class RolloutStep:
     strategy: Strategy | None  # None: keep the Deployment's current one
     hold: bool = False  # keep the running release: do not apply the new pod template yet
+    progressing: bool = False  # while held: whether it is moving by itself (staging) or stuck
     problem: Problem | None = None
-    reason: str = "Steady"  # Steady | Surge | Replace | InsufficientGPU
+    reason: str = "Steady"  # Steady | Surge | Replace | InsufficientGPU | Staging | StagingFailed
     message: str = ""
 
 

@@ -1,7 +1,9 @@
-"""How each kind of model source reaches the runtime container: volumes, mounts, a fetching init container."""
+"""How each kind of model source reaches the runtime container: volumes, mounts, a fetching init container,
+or the model cache a staging Job fills (berth_operator.staging)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +11,7 @@ from berth_operator.api import ModelSource
 from berth_runtime import contract
 
 MODEL_VOLUME = "model"
+READ_ONLY_MOUNT = {"name": MODEL_VOLUME, "mountPath": contract.MODEL_DIR, "readOnly": True}
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,22 @@ class ModelMount:
     volumes: list[dict[str, Any]] = field(default_factory=list)
     mounts: list[dict[str, Any]] = field(default_factory=list)
     fetch: contract.FetchArgs | None = None  # run in an init container when set
-    claim: str | None = None  # a PVC that must exist
+    claim: str | None = None  # a PVC that must exist (the user's)
+    cache_key: str | None = None  # the model cache entry a staging Job fills before pods start
+
+
+def staged(model: ModelSource) -> bool:
+    """Remote weights go through the model cache unless the spec turns it off."""
+    return split_source(model.source)[0] in ("hf", "s3") and model.cache.enabled
+
+
+def cache_key(model: ModelSource) -> str:
+    """One cache entry per (source, revision); staging records the commit SHA the revision resolved to."""
+    return hashlib.sha256(f"{model.source}@{model.revision or ''}".encode()).hexdigest()[:16]
+
+
+def cache_claim(model: ModelSource, owner: str) -> str:
+    return model.cache.claim_name or f"{owner}-model-cache"
 
 
 def split_source(source: str) -> tuple[str, str]:
@@ -25,14 +43,25 @@ def split_source(source: str) -> tuple[str, str]:
     return scheme, rest
 
 
-def model_mount(model: ModelSource) -> ModelMount:
+def model_mount(model: ModelSource, owner: str) -> ModelMount:
+    """owner: the ModelDeployment's name (its folder in a model cache)."""
     scheme, rest = split_source(model.source)
+    if staged(model):
+        key = cache_key(model)
+        claim = cache_claim(model, owner)
+        return ModelMount(
+            model_path=contract.MODEL_DIR,
+            volumes=[{"name": MODEL_VOLUME, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
+            mounts=[{**READ_ONLY_MOUNT, "subPath": f"{owner}/{key}"}],
+            claim=model.cache.claim_name,
+            cache_key=key,
+        )
     if scheme == "pvc":
         claim, _, subpath = rest.partition("/")
         return ModelMount(
             model_path=f"{contract.MODEL_DIR}/{subpath}".rstrip("/"),
             volumes=[{"name": MODEL_VOLUME, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
-            mounts=[{"name": MODEL_VOLUME, "mountPath": contract.MODEL_DIR, "readOnly": True}],
+            mounts=[READ_ONLY_MOUNT],
             claim=claim,
         )
     if scheme == "file":
@@ -42,7 +71,7 @@ def model_mount(model: ModelSource) -> ModelMount:
         return ModelMount(
             model_path=contract.MODEL_DIR,
             volumes=[{"name": MODEL_VOLUME, "emptyDir": {}}],
-            mounts=[{"name": MODEL_VOLUME, "mountPath": contract.MODEL_DIR, "readOnly": True}],
+            mounts=[READ_ONLY_MOUNT],
             fetch=contract.FetchArgs(source=model.source, revision=model.revision),
         )
     raise ValueError(f"model.source: unsupported scheme {scheme}://")

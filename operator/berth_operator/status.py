@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from berth_operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus, release_key
+from berth_operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus, StagingStatus, release_key
 from berth_operator.conditions import DEGRADED, PROGRESSING, READY, Observed, Problem, settle
 from berth_operator.history import update_history
 from berth_operator.naming import OWNER_LABEL, RELEASE_ANNOTATION
@@ -23,7 +23,7 @@ STUCK_WAITING = {
     "CreateContainerError": "ContainerConfigError",
 }
 # Progressing reasons under which spec.version is the version being rolled out.
-ROLLING = ("Creating", "RollingOut", "ProgressDeadlineExceeded", "InsufficientGPU")
+ROLLING = ("Creating", "RollingOut", "ProgressDeadlineExceeded", "InsufficientGPU", "Staging", "StagingFailed")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Snapshot:
     image: str = ""  # the runtime image the pods run, for the history
     rolled_back_from: ModelDeploymentSpec | None = None  # the user's failed spec, while its rollback serves md
     step: RolloutStep | None = None  # the rollout step planned for md (berth_operator.rollout_plan)
+    staging: StagingStatus | None = None  # the latest staging of md's weights, for staged sources
 
 
 def pod_problems(pods: list[dict[str, Any]], gpu_resource: str) -> list[Problem]:
@@ -74,10 +75,15 @@ def _rollout(snapshot: Snapshot) -> tuple[bool, str, str]:
     """(progressing, reason, message) as `kubectl rollout status` would judge the Deployment."""
     md, deployment = snapshot.md, snapshot.deployment
     version, desired = md.spec.version, md.spec.replicas
+    if snapshot.step is not None and snapshot.step.hold:
+        step = snapshot.step
+        return (
+            step.progressing,
+            step.reason,
+            step.message if step.progressing else f"version {version} is held: {step.message}",
+        )
     if deployment is None:
         return True, "Creating", "creating the Deployment"
-    if snapshot.step is not None and snapshot.step.hold:
-        return False, snapshot.step.reason, f"version {version} is held: {snapshot.step.message}"
     status = deployment.get("status") or {}
     progress = _deployment_condition(deployment, "Progressing")
     if progress and progress.get("reason") == "ProgressDeadlineExceeded":
@@ -109,6 +115,10 @@ def _scaling_only(snapshot: Snapshot, previous: ModelDeploymentStatus) -> bool:
     return previous.serving_version == snapshot.md.spec.version and no_old_pods
 
 
+def resolved_revision(staging: StagingStatus | None) -> str | None:
+    return staging.resolved_revision if staging is not None and staging.phase == "Staged" else None
+
+
 def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str) -> ModelDeploymentStatus:
     md = snapshot.md
     desired = md.spec.replicas
@@ -134,10 +144,11 @@ def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str
         ready_message = f"{available}/{desired} replicas available, serving version {serving or md.spec.version}"
     else:
         is_ready = False
-        ready_reason = (
-            problems[0].reason if problems else ("Creating" if snapshot.deployment is None else "ReplicasNotReady")
-        )
+        waiting = progress_reason if progress_reason in ("Creating", "Staging") else "ReplicasNotReady"
+        ready_reason = problems[0].reason if problems else waiting
         ready_message = problems[0].message if problems else f"{available}/{desired} replicas available"
+    resolved = resolved_revision(snapshot.staging)
+    history = update_history(previous.history, md.spec, snapshot.image, progress_reason, now, resolved)
     observed = [
         Observed(READY, is_ready, ready_reason, ready_message),
         Observed(PROGRESSING, progressing, progress_reason, progress_message),
@@ -156,7 +167,8 @@ def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str
         serving_version=serving if (available or complete) else None,
         rollout_version=md.spec.version if progress_reason in ROLLING else None,
         endpoint=snapshot.endpoint,
-        history=rollback.mark(update_history(previous.history, md.spec, snapshot.image, progress_reason, now), now),
+        history=rollback.mark(history, now),
+        staging=snapshot.staging,
         last_good_spec=md.spec if complete and not rollback.starting else previous.last_good_spec,
         failed_release=rollback.failed_release,
     )

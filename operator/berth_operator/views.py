@@ -27,7 +27,38 @@ def verdict(md: dict[str, Any]) -> str:
     return COMPLETE if ready and not progressing else IN_PROGRESS
 
 
-def status_text(md: dict[str, Any]) -> str:
+def pod_phase(pod: dict[str, Any]) -> str:
+    """Where one serving pod is on its way to serving, from what the API shows (no exec, no proxy)."""
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp"):
+        return "draining"
+    if not (pod.get("spec") or {}).get("nodeName"):
+        unschedulable = next((c for c in status.get("conditions") or [] if c.get("reason") == "Unschedulable"), None)
+        return f"pending: {unschedulable['message']}" if unschedulable else "pending"
+    for container in status.get("initContainerStatuses") or []:
+        if "running" in (container.get("state") or {}):
+            return "fetching weights"
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason") not in (None, "PodInitializing", "ContainerCreating"):
+            return f"{waiting['reason']} (restarts: {container.get('restartCount', 0)})"
+        if container.get("ready"):
+            return "ready"
+        if "running" in (container.get("state") or {}):
+            return "loading the model" if not container.get("started") else "loading / warming up"
+    return "starting"
+
+
+def pods_text(pods: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        version = (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/version", "-")
+        node = (pod.get("spec") or {}).get("nodeName") or "-"
+        rows.append(f"    {pod['metadata']['name']}  {version}  {node}  {pod_phase(pod)}")
+    return ["  pods:", *rows] if rows else []
+
+
+def status_text(md: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> str:
     meta, status = md["metadata"], md.get("status") or {}
     lines = [f"{meta['name']} ({meta.get('namespace', 'default')}): rollout {verdict(md)}"]
     for type_ in ("Ready", "Progressing", "Degraded"):
@@ -39,18 +70,22 @@ def status_text(md: dict[str, Any]) -> str:
     lines.append(
         f"  serving: {status.get('servingVersion') or '-'}; rolling out: {status.get('rolloutVersion') or '-'}"
     )
+    staging = status.get("staging")
+    if staging:
+        lines.append(f"  staging: version {staging['version']} {staging['phase']}: {staging.get('message', '')}")
     if status.get("endpoint"):
         lines.append(f"  endpoint: {status['endpoint']}")
-    return "\n".join(lines)
+    return "\n".join(lines + pods_text(pods or []))
 
 
 def history_table(md: dict[str, Any]) -> str:
-    header = ("VERSION", "OUTCOME", "SOURCE", "REVISION", "QUANT", "GPUS", "STARTED", "FINISHED")
+    header = ("VERSION", "OUTCOME", "SOURCE", "REVISION", "RESOLVED", "QUANT", "GPUS", "STARTED", "FINISHED")
     rows = [header]
     for entry in (md.get("status") or {}).get("history", []):
         revision, finished = entry.get("revision") or "-", entry.get("finished") or "-"
         rows.append((entry["version"], entry.get("outcome", ""), entry["source"], revision,
-                     entry["quantization"], str(entry["gpus"]), entry["started"], finished))  # fmt: skip
+                     entry.get("resolvedRevision") or "-", entry["quantization"], str(entry["gpus"]),
+                     entry["started"], finished))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows

@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("source", help="hf://org/name")
     fetch.add_argument("--revision", help="commit SHA or tag (required)")
     fetch.add_argument("--dest", default=contract.MODEL_DIR, help="folder to fetch into")
+    stage = commands.add_parser(contract.STAGE, help="stage a pinned hub revision into the model cache")
+    stage.add_argument("source", help="hf://org/name")
+    stage.add_argument("--revision", help="commit SHA or tag (required)")
+    stage.add_argument("--cache", default=contract.CACHE_DIR, help="the model cache folder")
+    stage.add_argument("--key", required=True, help="the cache entry to stage into")
+    stage.add_argument("--keep", action="append", default=[], help="another entry to keep (repeatable)")
+    stage.add_argument("--report", default="/dev/termination-log", help="where the outcome is written as JSON")
     return parser
 
 
@@ -44,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from berth_runtime import fetch
 
         return fetch.main(args)
+    if args.command == contract.STAGE:
+        from berth_runtime import stage
+
+        return stage.main(args)
     raise AssertionError(args.command)
 
 

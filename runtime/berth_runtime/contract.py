@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 COMMAND = ("berth-runtime",)
 SERVE = "serve"
 FETCH = "fetch"
+STAGE = "stage"
 
 PORT = 8000
 PORT_NAME = "http"
@@ -21,6 +22,7 @@ METRICS_PATH = "/metrics"  # Prometheus
 API_PREFIX = "/v1"  # OpenAI-compatible API
 
 MODEL_DIR = "/models"  # where a pvc:// volume is mounted or hf:// / s3:// weights are fetched to
+CACHE_DIR = "/cache"  # the model cache volume, in the staging Job's container
 SCRATCH_DIR = "/tmp"  # the only writable path in the container (an emptyDir)
 
 # Environment the operator sets on every runtime container.
@@ -74,4 +76,24 @@ class FetchArgs:
         args = [FETCH, self.source, "--dest", self.dest]
         if self.revision:
             args += ["--revision", self.revision]
+        return args
+
+
+@dataclass(frozen=True)
+class StageArgs:
+    """`berth-runtime stage`: stages a pinned revision into the model cache as entry `key`, keeping only
+    `key` and `keep`; the outcome goes to the termination message."""
+
+    source: str
+    revision: str | None
+    key: str
+    keep: tuple[str, ...] = ()
+    cache: str = CACHE_DIR
+
+    def argv(self) -> list[str]:
+        args = [STAGE, self.source, "--cache", self.cache, "--key", self.key]
+        if self.revision:
+            args += ["--revision", self.revision]
+        for kept in self.keep:
+            args += ["--keep", kept]
         return args

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from berth_operator.render import Settings, render_all
+from berth_operator.rollout_plan import Strategy
 from berth_operator.validation import parse_model_deployment
 from tests.support.cluster import Cluster, wait_for
 from tests.support.manifests import INVALID, Invalid, model_deployment
@@ -60,7 +61,8 @@ def test_create_renders_children_schedules_on_gpu_nodes_and_reports_ready(
         md = wait_condition(cluster, ns, "tiny", "Ready", "True")
 
         live_md = parse_model_deployment(md)
-        for rendered in render_all(live_md, Settings(runtime_image="berth-runtime:test")):
+        created = Strategy(1, 0)  # a new Deployment surges: the spec's maxUnavailable is only for full clusters
+        for rendered in render_all(live_md, Settings(runtime_image="berth-runtime:test"), created):
             kind = rendered["kind"].lower()
             live = get_json(cluster, kind, "tiny", "-n", ns)
             assert not subset(rendered, live), subset(rendered, live)

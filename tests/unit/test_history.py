@@ -67,12 +67,38 @@ def test_rollout_verdict_like_kubectl_rollout_status() -> None:
 
 
 def test_history_table_lists_revisions() -> None:
-    entry = {"version": "v1", "outcome": "Succeeded", "source": "hf://o/m", "revision": "abc",
-             "quantization": "int8", "gpus": 1, "started": "t0", "finished": "t1"}  # fmt: skip
+    entry = {"version": "v1", "outcome": "Succeeded", "source": "hf://o/m", "revision": "v1.0",
+             "resolvedRevision": "f00d", "quantization": "int8", "gpus": 1,
+             "started": "t0", "finished": "t1"}  # fmt: skip
     body = {"status": {"history": [entry]}}
     lines = views.history_table(body).splitlines()
-    assert lines[0].split() == ["VERSION", "OUTCOME", "SOURCE", "REVISION", "QUANT", "GPUS", "STARTED", "FINISHED"]
-    assert lines[1].split() == ["v1", "Succeeded", "hf://o/m", "abc", "int8", "1", "t0", "t1"]
+    assert lines[0].split() == ["VERSION", "OUTCOME", "SOURCE", "REVISION", "RESOLVED", "QUANT", "GPUS", "STARTED",
+                                "FINISHED"]  # fmt: skip
+    assert lines[1].split() == ["v1", "Succeeded", "hf://o/m", "v1.0", "f00d", "int8", "1", "t0", "t1"]
+
+
+def test_staging_records_the_resolved_revision_in_the_history() -> None:
+    spec = parse_spec(model_deployment(model={"source": "hf://o/m", "revision": "v1.0"})["spec"])
+    entries = update_history([], spec, "img", "Staging", "t0")
+    assert entries[-1].resolved_revision is None
+    entries = update_history(entries, spec, "img", "RolloutComplete", "t1", resolved_revision="f00d")
+    assert (entries[-1].resolved_revision, entries[-1].outcome) == ("f00d", "Succeeded")
+
+
+def test_pod_phases_for_berth_status() -> None:
+    def pod(name: str, **status) -> dict:
+        return {"metadata": {"name": name, "labels": {"app.kubernetes.io/version": "v2"}},
+                "spec": {"nodeName": "n1"}, "status": status}  # fmt: skip
+
+    assert views.pod_phase({**pod("a"), "spec": {}}) == "pending"
+    assert views.pod_phase(pod("b", initContainerStatuses=[{"state": {"running": {}}}])) == "fetching weights"
+    assert views.pod_phase(pod("c", containerStatuses=[{"state": {"running": {}}, "started": False}])) == (
+        "loading the model"
+    )
+    assert views.pod_phase(pod("d", containerStatuses=[{"state": {"running": {}}, "ready": True}])) == "ready"
+    crash = {"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "restartCount": 4}
+    assert views.pod_phase(pod("e", containerStatuses=[crash])) == "CrashLoopBackOff (restarts: 4)"
+    assert views.pods_text([pod("d", containerStatuses=[{"ready": True}])]) == ["  pods:", "    d  v2  n1  ready"]
 
 
 def test_rollback_goes_to_the_last_succeeded_other_version_or_the_named_one() -> None:

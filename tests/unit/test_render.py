@@ -94,12 +94,13 @@ def test_pvc_source_is_mounted_read_only_at_its_subpath() -> None:
     assert "initContainers" not in spec
 
 
-def test_hf_source_is_fetched_by_an_init_container_with_mirror_and_token() -> None:
+def test_hf_source_without_the_cache_is_fetched_by_an_init_container_with_mirror_and_token() -> None:
     model = {
         "source": "hf://org/model",
         "revision": "0123abc",
         "credentialsSecret": "hub",
         "endpoint": "http://mirror.local",
+        "cache": {"enabled": False},
     }
     spec = pod_spec(model=model)
     (fetch,) = spec["initContainers"]

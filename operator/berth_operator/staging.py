@@ -1,0 +1,158 @@
+"""Weights are staged before pods move: a Job per model cache entry fills the cache volume while the
+running version keeps serving, and no pod of the new version is created until it has succeeded.
+Pure: the spec in, the claim and Job out; the Job and its pod in, the staging status out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from berth_operator.api import ModelDeployment, StagingStatus
+from berth_operator.naming import MANAGED_BY, owner_reference
+from berth_operator.security import restricted_container_security, restricted_pod_security
+from berth_operator.sources import cache_claim, cache_key, fetch_env
+from berth_runtime import contract
+
+COMPONENT = "model-cache"
+# Not the owner label: that one selects serving pods (Service, Deployment, scale), which these are not.
+STAGING_LABEL = "berth.dev/staging-for"
+KEY_LABEL = "berth.dev/cache-key"
+CACHE_VOLUME = "cache"
+SCRATCH_VOLUME = "scratch"
+BACKOFF_LIMIT = 3
+
+
+def staging_labels(md: ModelDeployment, key: str | None = None) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": md.name,
+        "app.kubernetes.io/instance": md.name,
+        "app.kubernetes.io/component": COMPONENT,
+        "app.kubernetes.io/part-of": "berth",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        STAGING_LABEL: md.name,
+    }
+    return {**labels, KEY_LABEL: key} if key else labels
+
+
+def staging_selector(md: ModelDeployment, key: str | None = None) -> str:
+    return f"{STAGING_LABEL}={md.name}" + (f",{KEY_LABEL}={key}" if key else "")
+
+
+def job_name(md: ModelDeployment, key: str) -> str:
+    # Job names end up in a pod label (job-name), which allows 63 characters.
+    return f"{md.name[:40].rstrip('-.')}-stage-{key[:12]}"
+
+
+def _metadata(md: ModelDeployment, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": md.namespace, "labels": labels}
+    if md.metadata.get("uid"):
+        metadata["ownerReferences"] = [owner_reference(md)]
+    return metadata
+
+
+def render_cache_claim(md: ModelDeployment) -> dict[str, Any] | None:
+    """The claim the operator creates when the spec names none. It outlives versions (one per
+    ModelDeployment) and goes with the ModelDeployment."""
+    cache = md.spec.model.cache
+    if cache.claim_name:
+        return None
+    spec: dict[str, Any] = {
+        # Replicas on several nodes mount it at once, read-only; the staging Job writes.
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": str(cache.size)}},
+    }
+    if cache.storage_class_name:
+        spec["storageClassName"] = cache.storage_class_name
+    name = cache_claim(md.spec.model, md.name)
+    metadata = _metadata(md, name, staging_labels(md))
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
+
+
+def render_staging_job(md: ModelDeployment, image: str, keep: tuple[str, ...]) -> dict[str, Any]:
+    """keep: other cache entries still needed (the running and the last good version's), so that the
+    Job's garbage collection leaves a fast rollback in place."""
+    model = md.spec.model
+    key = cache_key(model)
+    stage = contract.StageArgs(model.source, model.revision, key, tuple(sorted(set(keep) - {key})))
+    container: dict[str, Any] = {
+        "name": "stage",
+        "image": image,
+        "command": list(contract.COMMAND),
+        "args": stage.argv(),
+        "env": [{"name": contract.ENV_HOME, "value": contract.SCRATCH_DIR}, *fetch_env(model)],
+        "volumeMounts": [
+            {"name": CACHE_VOLUME, "mountPath": contract.CACHE_DIR, "subPath": md.name},
+            {"name": SCRATCH_VOLUME, "mountPath": contract.SCRATCH_DIR},
+        ],
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+        "securityContext": restricted_container_security(),
+    }
+    if model.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": model.credentials_secret}}]
+    labels = staging_labels(md, key)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": restricted_pod_security(),
+        "containers": [container],
+        "volumes": [
+            {"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": cache_claim(model, md.name)}},
+            {"name": SCRATCH_VOLUME, "emptyDir": {}},
+        ],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(md, job_name(md, key), labels),
+        "spec": {
+            "backoffLimit": BACKOFF_LIMIT,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def _job_condition(job: dict[str, Any], type_: str) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+
+
+def _termination_report(pods: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stager's outcome, from the newest terminated container's termination message."""
+    for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True):
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            message = ((container.get("state") or {}).get("terminated") or {}).get("message")
+            if message:
+                try:
+                    report = json.loads(message)
+                except ValueError:
+                    return {"error": message.strip()[-500:]}
+                return report if isinstance(report, dict) else {}
+    return {}
+
+
+def _waiting(pods: list[dict[str, Any]]) -> str:
+    for pod in pods:
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+                return f": pod {pod['metadata']['name']} cannot be scheduled: {condition.get('message', '')}"
+    return ""
+
+
+def read_staging(md: ModelDeployment, job: dict[str, Any], pods: list[dict[str, Any]]) -> StagingStatus:
+    key = (job["metadata"].get("labels") or {}).get(KEY_LABEL, "")
+    report = _termination_report(pods)
+    base = {"version": md.spec.version, "key": key, "job": job["metadata"]["name"]}
+    if _job_condition(job, "Complete"):
+        size = report.get("bytes") if isinstance(report.get("bytes"), int) else None
+        detail = f" ({report.get('files')} files, {size} bytes)" if size is not None else ""
+        message = f"weights staged{detail}"
+        return StagingStatus(**base, phase="Staged", message=message, resolved_revision=report.get("sha"), bytes=size)
+    if _job_condition(job, "Failed"):
+        why = report.get("error") or "the staging Job failed"
+        message = f"{why}; fix the spec, or delete Job {job['metadata']['name']} to try the same revision again"
+        return StagingStatus(**base, phase="Failed", message=message)
+    failures = (job.get("status") or {}).get("failed", 0)
+    retrying = f", {failures} failed attempt(s) so far" if failures else ""
+    message = f"staging weights for version {md.spec.version} with Job {job['metadata']['name']}{retrying}"
+    return StagingStatus(**base, phase="Staging", message=message + _waiting(pods))

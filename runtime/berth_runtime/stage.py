@@ -1,0 +1,79 @@
+"""`berth-runtime stage`: puts one model revision into the model cache volume, for the operator's
+staging Job, while the running version keeps serving.
+
+The cache holds one folder per key (the operator derives it from source and revision). A revision is
+fetched into `<key>.partial` and renamed into place only when complete, so a pod never mounts a half
+staged folder; an entry whose recorded commit SHA matches the resolved one is kept as it is. Entries
+not named by --keep are garbage-collected. The outcome (resolved SHA, files, bytes) is written to the
+container's termination message, where the operator reads it without any extra permission.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from berth_runtime.fetch import SOURCE_RECORD, FetchError, Hub, fetch, parse_hf_source
+
+TERMINATION_LOG = "/dev/termination-log"
+
+
+def recorded_sha(entry: Path) -> str | None:
+    try:
+        return json.loads((entry / SOURCE_RECORD).read_text()).get("sha")
+    except (OSError, ValueError):
+        return None
+
+
+def collect_garbage(cache: Path, keep: set[str], log=print) -> list[str]:
+    """Removes every cache entry (and partial download) whose key is not kept."""
+    removed = []
+    for path in sorted(cache.iterdir()):
+        if path.name.removesuffix(".partial") in keep:
+            continue
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        removed.append(path.name)
+        log(f"removed {path.name} from the cache")
+    return removed
+
+
+def stage(
+    source: str, revision: str | None, cache: Path, key: str, keep: set[str], hub: Hub | None = None, log=print
+) -> dict[str, object]:
+    ref = parse_hf_source(source, revision)
+    hub = hub or Hub()
+    cache.mkdir(parents=True, exist_ok=True)
+    entry, partial = cache / key, cache / f"{key}.partial"
+    sha, _ = hub.resolve(ref)
+    if recorded_sha(entry) == sha:
+        log(f"{ref.repo}@{sha} is already staged as {key}")
+    else:
+        fetch(source, revision, partial, hub, log)
+        if entry.exists():
+            shutil.rmtree(entry)  # a tag that moved: its old files go only once the new ones are complete
+        partial.rename(entry)
+        log(f"staged {ref.repo}@{sha} as {key}")
+    collect_garbage(cache, keep | {key}, log)
+    files = [p for p in entry.iterdir() if p.name != SOURCE_RECORD]
+    return {"key": key, "sha": sha, "files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+
+
+def report(outcome: dict[str, object], path: str) -> None:
+    """The termination message (at most 4096 bytes are kept by the kubelet; this is far less)."""
+    with contextlib.suppress(OSError):  # outside a pod there is no termination log; stdout has it anyway
+        Path(path).write_text(json.dumps(outcome))
+
+
+def main(args) -> int:  # args: argparse.Namespace from berth_runtime.cli
+    try:
+        outcome = stage(args.source, args.revision, Path(args.cache), args.key, set(args.keep))
+    except FetchError as error:
+        print(f"berth-runtime stage: {error}", file=sys.stderr)
+        report({"error": str(error)[:2000]}, args.report)
+        return 2
+    print(json.dumps(outcome))
+    report(outcome, args.report)
+    return 0
