@@ -32,6 +32,7 @@ RESERVED_RUNTIME_FLAGS = (
     "--tensor-parallel-size",
     "--quantization",
     "--served-model-name",
+    "--self-test-",
 )
 
 
@@ -148,6 +149,18 @@ class EnvVar(ApiModel):
     value_from: dict[str, Any] | None = Field(default=None, json_schema_extra=PRESERVE)
 
 
+class SelfTest(ApiModel):
+    """A golden prompt each new pod must answer before it takes traffic (/ready stays false until then),
+    so a version that loads but generates nothing, garbage or too slowly never replaces a good one."""
+
+    enabled: bool = True
+    prompt: str = Field(default="Hello", min_length=1, max_length=4096)
+    expect: str | None = Field(
+        default=None, max_length=1024, description="A regular expression the completion must match."
+    )
+    latency_budget_ms: int | None = Field(default=None, ge=1, le=600000, description="The longest it may take.")
+
+
 class RuntimeConfig(ApiModel):
     """The bundled runtime (berth-runtime serve) the pods run."""
 
@@ -167,6 +180,7 @@ class RuntimeConfig(ApiModel):
     startup_timeout_seconds: int = Field(
         default=1800, ge=60, le=86400, description="How long a pod may take to load and warm the model."
     )
+    self_test: SelfTest = defaulted(SelfTest)
     args: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list, max_length=64)
     env: list[EnvVar] = Field(default_factory=list, max_length=128)
 

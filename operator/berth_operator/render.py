@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from berth_operator.api import ModelDeployment, release_key
+from berth_operator.api import ModelDeployment, SelfTest, release_key
 from berth_operator.naming import (
     CACHE_KEY_ANNOTATION,
     RELEASE_ANNOTATION,
@@ -51,6 +51,13 @@ def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+def _self_test_args(test: SelfTest) -> dict[str, Any]:
+    if not test.enabled:
+        return {}
+    return {"self_test_prompt": test.prompt, "self_test_expect": test.expect,
+            "self_test_budget_ms": test.latency_budget_ms}  # fmt: skip
+
+
 def _runtime_container(md: ModelDeployment, mount: ModelMount, settings: Settings) -> dict[str, Any]:
     spec, runtime = md.spec, md.spec.runtime
     serve = contract.ServeArgs(
@@ -62,6 +69,7 @@ def _runtime_container(md: ModelDeployment, mount: ModelMount, settings: Setting
         max_batch_size=runtime.max_batch_size,
         max_model_len=runtime.max_model_len,
         drain_timeout=runtime.drain_timeout_seconds,
+        **_self_test_args(runtime.self_test),
         extra=tuple(runtime.args),
     )
     limits = dict(spec.resources.limits)

@@ -43,6 +43,9 @@ class ServeArgs:
     max_batch_size: int = 32
     max_model_len: int | None = None
     drain_timeout: int = 60
+    self_test_prompt: str | None = None
+    self_test_expect: str | None = None
+    self_test_budget_ms: int | None = None
     extra: tuple[str, ...] = field(default=())
 
     def argv(self) -> list[str]:
@@ -61,6 +64,14 @@ class ServeArgs:
         ]  # fmt: skip
         if self.max_model_len is not None:
             args += ["--max-model-len", str(self.max_model_len)]
+        self_test = {
+            "--self-test-prompt": self.self_test_prompt,
+            "--self-test-expect": self.self_test_expect,
+            "--self-test-budget-ms": self.self_test_budget_ms,
+        }
+        for flag, value in self_test.items():
+            if value is not None:
+                args += [flag, str(value)]
         return args + list(self.extra)
 
 

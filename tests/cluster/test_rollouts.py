@@ -148,3 +148,52 @@ def test_operator_restarted_in_the_middle_of_a_rollout_finishes_it(cluster: Clus
         assert len(get_json(cluster, "replicasets", "-n", ns)["items"]) == 2
         reasons = [e["reason"] for e in get_json(cluster, "events", "-n", ns)["items"]]
         assert reasons.count("RolloutComplete") == 2, reasons
+
+
+def test_weights_are_staged_before_any_new_pod_while_the_old_version_serves(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    """kwok completes the staging Job's pod (nothing downloads here: the stager itself is tested against
+    the stand-in hub in tests/runtime); cordoned nodes keep the next Job's pod Pending on purpose."""
+    with cluster.namespace("md") as ns:
+        with_claim(cluster, ns, "weights", access="ReadWriteMany")
+        model = {"source": "hf://org/tiny", "revision": "1111111", "cache": {"claimName": "weights"}}
+        apply_manifest(cluster, ns, model_deployment("tiny", replicas=2, version="v1", model=model))
+        md = wait_status(cluster, ns, "tiny", "servingVersion", "v1")
+        assert md["status"]["staging"]["phase"] == "Staged"
+        (job,) = get_json(cluster, "jobs", "-n", ns)["items"]
+        done_at = job["status"]["completionTime"]
+        pods = get_json(cluster, "pods", "-n", ns, "-l", "app.kubernetes.io/component=inference")["items"]
+        assert pods and all(p["metadata"]["creationTimestamp"] >= done_at for p in pods), "no pod before staging"
+        volume = get_json(cluster, "deployment", "tiny", "-n", ns)["spec"]["template"]["spec"]["volumes"]
+        assert {"name": "model", "persistentVolumeClaim": {"claimName": "weights", "readOnly": True}} in volume
+
+        nodes = [n["metadata"]["name"] for n in get_json(cluster, "nodes")["items"]]
+        cluster.kubectl("cordon", *nodes)
+        try:
+            bump(cluster, ns, "tiny", {"version": "v2", "model": {**model, "revision": "2222222"}})
+            md = wait_condition(cluster, ns, "tiny", "Progressing", "True", "Staging")
+            md = wait_for(lambda: (m := get_json(cluster, "md", "tiny", "-n", ns))["status"]["staging"]["message"]
+                          .count("cannot be scheduled") and m, 30, "the staging pod reported Pending")  # fmt: skip
+            assert md["status"]["servingVersion"] == "v1" and md["status"]["rolloutVersion"] == "v2"
+            assert condition(md, "Ready")["status"] == "True", "the old version serves while the new one stages"
+            versions = {p["metadata"]["labels"]["app.kubernetes.io/version"] for p in get_json(
+                cluster, "pods", "-n", ns, "-l", "app.kubernetes.io/component=inference")["items"]}  # fmt: skip
+            assert versions == {"v1"} and len(get_json(cluster, "replicasets", "-n", ns)["items"]) == 1
+        finally:
+            cluster.kubectl("uncordon", *nodes)
+        md = wait_status(cluster, ns, "tiny", "servingVersion", "v2", timeout=90)
+        assert [(e["version"], e["revision"], e["outcome"]) for e in md["status"]["history"]] == [
+            ("v1", "1111111", "Succeeded"),
+            ("v2", "2222222", "Succeeded"),
+        ]
+        jobs = get_json(cluster, "jobs", "-n", ns)["items"]
+        assert len(jobs) == 2, "the previous version's entry is kept for a fast rollback"
+        stage = next(j for j in jobs if j["metadata"]["name"] != job["metadata"]["name"])
+        args = stage["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[args.index("--keep") + 1] == job["metadata"]["labels"]["berth.dev/cache-key"]
+
+        bump(cluster, ns, "tiny", {"version": "v3", "model": {**model, "revision": "3333333"}})
+        wait_status(cluster, ns, "tiny", "servingVersion", "v3", timeout=90)
+        names = {j["metadata"]["name"] for j in get_json(cluster, "jobs", "-n", ns)["items"]}
+        assert job["metadata"]["name"] not in names and len(names) == 2, "entries older than the previous one go"

@@ -142,7 +142,7 @@ def apply_manifest(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
 
 
-def with_claim(cluster: Cluster, namespace: str, claim: str = "models") -> None:
+def with_claim(cluster: Cluster, namespace: str, claim: str = "models", access: str = "ReadOnlyMany") -> None:
     """A bound PVC for pvc:// sources: a pre-bound PV, which the PV controller binds; kwok mounts nothing."""
     volume = {
         "apiVersion": "v1",
@@ -150,7 +150,7 @@ def with_claim(cluster: Cluster, namespace: str, claim: str = "models") -> None:
         "metadata": {"name": f"{claim}-{namespace}"},
         "spec": {
             "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadOnlyMany"],
+            "accessModes": [access],
             "storageClassName": "",
             "hostPath": {"path": "/var/lib/berth-test-models"},
             "claimRef": {"namespace": namespace, "name": claim},
@@ -161,7 +161,7 @@ def with_claim(cluster: Cluster, namespace: str, claim: str = "models") -> None:
         "kind": "PersistentVolumeClaim",
         "metadata": {"name": claim, "namespace": namespace},
         "spec": {
-            "accessModes": ["ReadOnlyMany"],
+            "accessModes": [access],
             "storageClassName": "",
             "volumeName": f"{claim}-{namespace}",
             "resources": {"requests": {"storage": "1Gi"}},

@@ -167,3 +167,13 @@ def test_rollout_settings_reach_the_deployment() -> None:
     )["spec"]
     assert spec["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 1}
     assert spec["progressDeadlineSeconds"] == 600
+
+
+def test_the_self_test_gates_every_new_pod_and_the_runtime_parses_the_rendered_command() -> None:
+    from berth_runtime.cli import build_parser
+
+    args = runtime_args(runtime={"selfTest": {"prompt": "2+2=", "expect": "4", "latencyBudgetMs": 5000}})
+    parsed = build_parser().parse_args(args)
+    assert (parsed.self_test_prompt, parsed.self_test_expect, parsed.self_test_budget_ms) == ("2+2=", "4", 5000)
+    assert build_parser().parse_args(runtime_args()).self_test_prompt == "Hello", "on by default"
+    assert "--self-test-prompt" not in runtime_args(runtime={"selfTest": {"enabled": False}})
