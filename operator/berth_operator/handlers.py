@@ -66,31 +66,29 @@ def model_deployment_changed(namespace: str, name: str, memo: kopf.Memo, **_: An
     _reconcile(memo, namespace, name)
 
 
+def _reconcile_owner(body: kopf.Body, namespace: str, memo: kopf.Memo, label: str, apply: bool = True) -> None:
+    _touch()
+    owner = (body.metadata.labels or {}).get(label)
+    if owner:
+        memo.reconciler.reconcile(namespace, owner, apply=apply)
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 def deployment_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     """A Deployment's status moved, or someone changed or deleted it: converge and refresh status."""
-    _touch()
-    owner = (body.metadata.labels or {}).get(OWNER_LABEL)
-    if owner:
-        memo.reconciler.reconcile(namespace, owner)
+    _reconcile_owner(body, namespace, memo, OWNER_LABEL)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 def staging_job_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     """Weights staged (or staging failed): the held rollout can go on (or says why not)."""
-    _touch()
-    owner = (body.metadata.labels or {}).get(STAGING_LABEL)
-    if owner:
-        memo.reconciler.reconcile(namespace, owner)
+    _reconcile_owner(body, namespace, memo, STAGING_LABEL)
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
 def pod_changed(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    """A pod was scheduled, became ready or got stuck: refresh status (no writes to children)."""
-    _touch()
-    owner = (body.metadata.labels or {}).get(OWNER_LABEL)
-    if owner:
-        memo.reconciler.reconcile(namespace, owner, apply=False)
+    """A pod was scheduled, became ready or got stuck: refresh status; writes only a new rollout step."""
+    _reconcile_owner(body, namespace, memo, OWNER_LABEL, apply=False)
 
 
 def _held(status: kopf.Status, **_: Any) -> bool:
