@@ -28,16 +28,20 @@ def selector_labels(md: ModelDeployment) -> dict[str, str]:
     return {OWNER_LABEL: md.name}
 
 
-def object_labels(md: ModelDeployment) -> dict[str, str]:
-    """Labels for the Deployment, Service and PDB (no version: they outlive every version)."""
+def recommended_labels(md: ModelDeployment, component: str) -> dict[str, str]:
+    """The app.kubernetes.io labels every object Berth creates carries."""
     return {
         "app.kubernetes.io/name": md.name,
         "app.kubernetes.io/instance": md.name,
-        "app.kubernetes.io/component": COMPONENT,
+        "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": "berth",
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        **selector_labels(md),
     }
+
+
+def object_labels(md: ModelDeployment) -> dict[str, str]:
+    """Labels for the Deployment, Service and PDB (no version: they outlive every version)."""
+    return {**recommended_labels(md, COMPONENT), **selector_labels(md)}
 
 
 def pod_labels(md: ModelDeployment) -> dict[str, str]:
@@ -56,8 +60,15 @@ def owner_reference(md: ModelDeployment) -> dict[str, Any]:
     }
 
 
-def child_metadata(md: ModelDeployment) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": md.name, "namespace": md.namespace, "labels": object_labels(md)}
+def child_metadata(
+    md: ModelDeployment, name: str | None = None, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Metadata of an object the ModelDeployment owns: by default the serving objects' name and labels."""
+    metadata: dict[str, Any] = {
+        "name": name or md.name,
+        "namespace": md.namespace,
+        "labels": object_labels(md) if labels is None else labels,
+    }
     # Offline (`berth render` of a file) there is no uid yet; the operator always has one.
     if md.metadata.get("uid"):
         metadata["ownerReferences"] = [owner_reference(md)]

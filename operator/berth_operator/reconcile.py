@@ -113,9 +113,7 @@ class Reconciler:
         problems: list[Problem] = []
         current = self.kube.get("apps/v1", "Deployment", md.namespace, md.name)
         pods = self.kube.list("v1", "Pod", md.namespace, serving_pods_selector(md.name))
-        pod_spec = render_pod_template(md, self.settings)["spec"]
-        nodes = self.kube.list("v1", "Node") if md.spec.gpus else []
-        step, capacity = self._plan(md, current, pods, nodes, pod_spec)
+        step, capacity = self._plan(md, current, pods)
         staging = self._stage(md, current, previous, apply) if staged(md.spec.model) else None
         if staging is not None and staging.phase != "Staged" and cache_key_of(current) != staging.key:
             step = staging_hold(staging)
@@ -132,26 +130,24 @@ class Reconciler:
         problems += self._preflight(md, capacity)
         if step.problem:
             problems.append(step.problem)
-        image = md.spec.runtime.image or self.settings.runtime_image
+        image = self.settings.image_for(md)
         snapshot = Snapshot(
             md, generation, deployment, pods, problems, endpoint(md), image, rolled_back_from, step, staging
         )
         return compute_status(snapshot, previous, now_rfc3339()), problems
 
     def _plan(
-        self,
-        md: api.ModelDeployment,
-        current: dict[str, Any] | None,
-        pods: list[dict[str, Any]],
-        nodes: list[dict[str, Any]],
-        pod_spec: dict[str, Any],
+        self, md: api.ModelDeployment, current: dict[str, Any] | None, pods: list[dict[str, Any]]
     ) -> tuple[RolloutStep, GpuCapacity | None]:
+        """The next rollout step, and the GPU capacity it was planned on (None for CPU replicas)."""
         started = current is not None and release_of(current) == api.release_key(md.spec)
         rolling = current is not None and (not started or has_old_pods(current))
         capacity = None
         if md.spec.gpus:
+            nodes = self.kube.list("v1", "Node")
             # Every pod bound to a node holds its GPUs; the whole cluster's are read only mid-rollout.
             bound = self.kube.list("v1", "Pod", field_selector=UNFINISHED) if rolling else []
+            pod_spec = render_pod_template(md, self.settings)["spec"]
             capacity = gpu_capacity(nodes, bound, pod_spec, md.spec.gpus, md.spec.gpu_resource_name)
         own_bound = sum(1 for p in pods if p["spec"].get("nodeName") and p["status"].get("phase") not in TERMINAL)
         return plan_rollout(md.spec, rolling, started, own_bound, capacity), capacity
@@ -174,8 +170,7 @@ class Reconciler:
             if claim:
                 self.kube.apply(claim)
             if job is None:
-                job = self.kube.apply(render_staging_job(md, md.spec.runtime.image or self.settings.runtime_image,
-                                                         tuple(keep)))  # fmt: skip
+                job = self.kube.apply(render_staging_job(md, self.settings.image_for(md), tuple(keep)))
             for name, other in jobs.items():
                 if (other["metadata"].get("labels") or {}).get(KEY_LABEL) not in keep:
                     self.kube.delete("batch/v1", "Job", md.namespace, name)

@@ -19,7 +19,7 @@ from berth_operator.naming import (
 )
 from berth_operator.rollout_plan import Strategy
 from berth_operator.security import restricted_container_security, restricted_pod_security
-from berth_operator.sources import ModelMount, fetch_env, model_mount
+from berth_operator.sources import ModelMount, downloader_container, model_mount
 from berth_runtime import contract
 
 RUNTIME_CONTAINER = "runtime"
@@ -36,6 +36,10 @@ class Settings:
     """Operator-wide settings (the Helm chart sets them as environment variables)."""
 
     runtime_image: str = "ghcr.io/berth-dev/berth-runtime:0.1.0"
+
+    def image_for(self, md: ModelDeployment) -> str:
+        """The runtime image md's pods (and its staging Jobs) run."""
+        return md.spec.runtime.image or self.runtime_image
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -90,7 +94,7 @@ def _runtime_container(md: ModelDeployment, mount: ModelMount, settings: Setting
         mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
     container: dict[str, Any] = {
         "name": RUNTIME_CONTAINER,
-        "image": runtime.image or settings.runtime_image,
+        "image": settings.image_for(md),
         "command": list(contract.COMMAND),
         "args": serve.argv(),
         "env": env,
@@ -113,21 +117,8 @@ def _runtime_container(md: ModelDeployment, mount: ModelMount, settings: Setting
 
 def _fetch_container(md: ModelDeployment, mount: ModelMount, settings: Settings) -> dict[str, Any]:
     assert mount.fetch is not None
-    container: dict[str, Any] = {
-        "name": FETCH_CONTAINER,
-        "image": md.spec.runtime.image or settings.runtime_image,
-        "command": list(contract.COMMAND),
-        "args": mount.fetch.argv(),
-        "env": [{"name": contract.ENV_HOME, "value": contract.SCRATCH_DIR}, *fetch_env(md.spec.model)],
-        "volumeMounts": [
-            {"name": SCRATCH_VOLUME, "mountPath": contract.SCRATCH_DIR},
-            {**mount.mounts[0], "readOnly": False},
-        ],
-        "securityContext": restricted_container_security(),
-    }
-    if md.spec.model.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": md.spec.model.credentials_secret}}]
-    return container
+    mounts = [{"name": SCRATCH_VOLUME, "mountPath": contract.SCRATCH_DIR}, {**mount.mounts[0], "readOnly": False}]
+    return downloader_container(FETCH_CONTAINER, settings.image_for(md), mount.fetch.argv(), md.spec.model, mounts)
 
 
 def _gpu_tolerations(md: ModelDeployment) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth_operator.api import ModelSource
+from berth_operator.security import restricted_container_security
 from berth_runtime import contract
 
 MODEL_VOLUME = "model"
@@ -83,3 +84,22 @@ def fetch_env(model: ModelSource) -> list[dict[str, Any]]:
         return []
     name = "HF_ENDPOINT" if scheme == "hf" else "AWS_ENDPOINT_URL"
     return [{"name": name, "value": model.endpoint}]
+
+
+def downloader_container(
+    name: str, image: str, args: list[str], model: ModelSource, mounts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A container that downloads weights (`berth-runtime fetch` or `stage`): the only one that sees the
+    model's credentials and the hub or S3 endpoint."""
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "command": list(contract.COMMAND),
+        "args": args,
+        "env": [{"name": contract.ENV_HOME, "value": contract.SCRATCH_DIR}, *fetch_env(model)],
+        "volumeMounts": mounts,
+        "securityContext": restricted_container_security(),
+    }
+    if model.credentials_secret:
+        container["envFrom"] = [{"secretRef": {"name": model.credentials_secret}}]
+    return container

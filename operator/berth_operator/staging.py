@@ -8,9 +8,10 @@ import json
 from typing import Any
 
 from berth_operator.api import ModelDeployment, StagingStatus
-from berth_operator.naming import MANAGED_BY, owner_reference
-from berth_operator.security import restricted_container_security, restricted_pod_security
-from berth_operator.sources import cache_claim, cache_key, fetch_env
+from berth_operator.naming import child_metadata, recommended_labels
+from berth_operator.security import restricted_pod_security
+from berth_operator.sources import cache_claim, cache_key, downloader_container
+from berth_operator.status import pod_problems
 from berth_runtime import contract
 
 COMPONENT = "model-cache"
@@ -23,14 +24,7 @@ BACKOFF_LIMIT = 3
 
 
 def staging_labels(md: ModelDeployment, key: str | None = None) -> dict[str, str]:
-    labels = {
-        "app.kubernetes.io/name": md.name,
-        "app.kubernetes.io/instance": md.name,
-        "app.kubernetes.io/component": COMPONENT,
-        "app.kubernetes.io/part-of": "berth",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        STAGING_LABEL: md.name,
-    }
+    labels = {**recommended_labels(md, COMPONENT), STAGING_LABEL: md.name}
     return {**labels, KEY_LABEL: key} if key else labels
 
 
@@ -41,13 +35,6 @@ def staging_selector(md: ModelDeployment, key: str | None = None) -> str:
 def job_name(md: ModelDeployment, key: str) -> str:
     # Job names end up in a pod label (job-name), which allows 63 characters.
     return f"{md.name[:40].rstrip('-.')}-stage-{key[:12]}"
-
-
-def _metadata(md: ModelDeployment, name: str, labels: dict[str, str]) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": md.namespace, "labels": labels}
-    if md.metadata.get("uid"):
-        metadata["ownerReferences"] = [owner_reference(md)]
-    return metadata
 
 
 def render_cache_claim(md: ModelDeployment) -> dict[str, Any] | None:
@@ -64,7 +51,7 @@ def render_cache_claim(md: ModelDeployment) -> dict[str, Any] | None:
     if cache.storage_class_name:
         spec["storageClassName"] = cache.storage_class_name
     name = cache_claim(md.spec.model, md.name)
-    metadata = _metadata(md, name, staging_labels(md))
+    metadata = child_metadata(md, name, staging_labels(md))
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": spec}
 
 
@@ -74,21 +61,12 @@ def render_staging_job(md: ModelDeployment, image: str, keep: tuple[str, ...]) -
     model = md.spec.model
     key = cache_key(model)
     stage = contract.StageArgs(model.source, model.revision, key, tuple(sorted(set(keep) - {key})))
-    container: dict[str, Any] = {
-        "name": "stage",
-        "image": image,
-        "command": list(contract.COMMAND),
-        "args": stage.argv(),
-        "env": [{"name": contract.ENV_HOME, "value": contract.SCRATCH_DIR}, *fetch_env(model)],
-        "volumeMounts": [
-            {"name": CACHE_VOLUME, "mountPath": contract.CACHE_DIR, "subPath": md.name},
-            {"name": SCRATCH_VOLUME, "mountPath": contract.SCRATCH_DIR},
-        ],
-        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
-        "securityContext": restricted_container_security(),
-    }
-    if model.credentials_secret:
-        container["envFrom"] = [{"secretRef": {"name": model.credentials_secret}}]
+    mounts = [
+        {"name": CACHE_VOLUME, "mountPath": contract.CACHE_DIR, "subPath": md.name},
+        {"name": SCRATCH_VOLUME, "mountPath": contract.SCRATCH_DIR},
+    ]
+    container = downloader_container("stage", image, stage.argv(), model, mounts)
+    container["resources"] = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
     labels = staging_labels(md, key)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -104,7 +82,7 @@ def render_staging_job(md: ModelDeployment, image: str, keep: tuple[str, ...]) -
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _metadata(md, job_name(md, key), labels),
+        "metadata": child_metadata(md, job_name(md, key), labels),
         "spec": {
             "backoffLimit": BACKOFF_LIMIT,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
@@ -131,14 +109,6 @@ def _termination_report(pods: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
-def _waiting(pods: list[dict[str, Any]]) -> str:
-    for pod in pods:
-        for condition in (pod.get("status") or {}).get("conditions") or []:
-            if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
-                return f": pod {pod['metadata']['name']} cannot be scheduled: {condition.get('message', '')}"
-    return ""
-
-
 def read_staging(md: ModelDeployment, job: dict[str, Any], pods: list[dict[str, Any]]) -> StagingStatus:
     key = (job["metadata"].get("labels") or {}).get(KEY_LABEL, "")
     report = _termination_report(pods)
@@ -155,4 +125,5 @@ def read_staging(md: ModelDeployment, job: dict[str, Any], pods: list[dict[str, 
     failures = (job.get("status") or {}).get("failed", 0)
     retrying = f", {failures} failed attempt(s) so far" if failures else ""
     message = f"staging weights for version {md.spec.version} with Job {job['metadata']['name']}{retrying}"
-    return StagingStatus(**base, phase="Staging", message=message + _waiting(pods))
+    stuck = pod_problems(pods, md.spec.gpu_resource_name)  # unschedulable, image pull failing, ...
+    return StagingStatus(**base, phase="Staging", message=message + (f": {stuck[0].message}" if stuck else ""))

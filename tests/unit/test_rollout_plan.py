@@ -8,15 +8,7 @@ import pytest
 
 from berth_operator.capacity import eligible, gpu_capacity, pod_request
 from berth_operator.rollout_plan import RolloutStep, Strategy, plan_rollout, resolve
-from tests.unit.test_status import md_of
-
-
-def node(name: str, gpus: int, labels: dict[str, str] | None = None, taints: list[dict] | None = None) -> dict:
-    return {
-        "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"taints": taints or []},
-        "status": {"allocatable": {"nvidia.com/gpu": str(gpus)}},
-    }
+from tests.unit.test_status import md_of, node
 
 
 def pod(node_name: str | None, gpus: int, phase: str = "Running") -> dict[str, Any]:
@@ -102,7 +94,7 @@ def test_required_node_affinity_limits_the_eligible_nodes() -> None:
     assert eligible(node("x", 1, labels={"gpu": "h100"}), spec)
     assert eligible(node("y", 1, labels={"mem": "141"}), spec)
     assert not eligible(node("z", 1, labels={"gpu": "a10", "mem": "24"}), spec)
-    assert not eligible({**node("u", 1), "spec": {"unschedulable": True}}, {})
+    assert not eligible(node("u", 1, unschedulable=True), {})
 
 
 def test_init_containers_request_their_largest() -> None:

@@ -139,11 +139,17 @@ def test_preflight_problems_lead_the_conditions() -> None:
     assert reasons(status)["Degraded"] == ("True", "ModelVolumeNotFound")
 
 
-def node(name: str, gpus: int, labels: dict[str, str] | None = None, unschedulable: bool = False) -> dict[str, Any]:
+def node(
+    name: str,
+    gpus: int,
+    labels: dict[str, str] | None = None,
+    unschedulable: bool = False,
+    taints: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     allocatable = {"nvidia.com/gpu": str(gpus)} if gpus else {}
     return {
         "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"unschedulable": unschedulable},
+        "spec": {"unschedulable": unschedulable, "taints": taints or []},
         "status": {"allocatable": allocatable},
     }
 
