@@ -82,6 +82,14 @@ class ModelCache(ApiModel):
     storage_class_name: str | None = Field(default=None, max_length=253, description="For the claim it creates.")
 
 
+class CaBundle(ApiModel):
+    """PEM certificates in a ConfigMap (in the ModelDeployment's namespace), mounted only into the containers
+    that download weights: a hub mirror or S3 store behind a private CA."""
+
+    config_map_name: str = Field(min_length=1, max_length=253, description="The ConfigMap holding the bundle.")
+    key: str = Field(default="ca.crt", min_length=1, max_length=253, description="Its key with the PEM data.")
+
+
 class ModelSource(ApiModel):
     """Where the weights come from."""
 
@@ -94,7 +102,8 @@ class ModelSource(ApiModel):
         default=None,
         min_length=1,
         max_length=255,
-        description="The pinned commit SHA or tag of an hf:// source (required there).",
+        description="hf://: the pinned commit SHA or tag (required). s3://: optional; the listing digest "
+        "(sha256:...) a staging reported, to insist on exactly those files.",
     )
     credentials_secret: str | None = Field(
         default=None,
@@ -105,7 +114,10 @@ class ModelSource(ApiModel):
     endpoint: str | None = Field(
         default=None,
         max_length=1024,
-        description="A mirror of the hub (HF_ENDPOINT) or an S3-compatible endpoint URL.",
+        description="A mirror of the hub (HF_ENDPOINT) or an S3-compatible endpoint URL (path-style requests).",
+    )
+    ca_bundle: CaBundle | None = Field(
+        default=None, description="Trust this CA (instead of the system's) when downloading from endpoint."
     )
     cache: ModelCache = defaulted(ModelCache)
 
@@ -139,6 +151,11 @@ class ModelSource(ApiModel):
             rule="!has(self.credentialsSecret) || self.source.startsWith('hf://') || self.source.startsWith('s3://')",
             message="applies to hf:// and s3:// sources only; pvc:// and file:// sources need no credentials",
             field_path=".credentialsSecret",
+        ),
+        Rule(
+            rule="!has(self.caBundle) || self.source.startsWith('hf://') || self.source.startsWith('s3://')",
+            message="applies to hf:// and s3:// sources only: it is trusted when downloading from model.endpoint",
+            field_path=".caBundle",
         ),
     )
 
@@ -316,7 +333,9 @@ def release_key(spec: ModelDeploymentSpec) -> str:
     import hashlib
     import json
 
-    release = spec.model_dump(by_alias=True, mode="json", exclude={"replicas"})
+    # Fields at their defaults are left out, so a newer operator adding defaulted fields to the API does not
+    # turn every existing object into a new release (and roll it) when it is upgraded.
+    release = spec.model_dump(by_alias=True, mode="json", exclude={"replicas"}, exclude_defaults=True)
     return hashlib.sha256(json.dumps(release, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -329,7 +348,9 @@ class HistoryEntry(ApiModel):
     version: str
     source: str
     revision: str | None = Field(default=None, description="The pinned revision the version was deployed with.")
-    resolved_revision: str | None = Field(default=None, description="The commit SHA staging resolved it to.")
+    resolved_revision: str | None = Field(
+        default=None, description="What staging resolved it to: the commit SHA (hf://) or listing digest (s3://)."
+    )
     quantization: str
     gpus: int
     image: str

@@ -19,7 +19,7 @@ from berth_operator.naming import (
 )
 from berth_operator.rollout_plan import Strategy
 from berth_operator.security import restricted_container_security, restricted_pod_security
-from berth_operator.sources import ModelMount, downloader_container, model_mount
+from berth_operator.sources import ModelMount, downloader_container, downloader_volumes, model_mount
 from berth_runtime import contract
 
 RUNTIME_CONTAINER = "runtime"
@@ -132,6 +132,8 @@ def render_pod_template(md: ModelDeployment, settings: Settings) -> dict[str, An
     spec = md.spec
     mount = model_mount(spec.model, md.name)
     volumes = [{"name": SCRATCH_VOLUME, "emptyDir": {}}, *mount.volumes]
+    if mount.fetch:
+        volumes += downloader_volumes(spec.model)
     if spec.gpus > 1:
         # NCCL between tensor-parallel ranks needs more shared memory than the default 64Mi.
         volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}})

@@ -12,6 +12,8 @@ from berth_operator.security import restricted_container_security
 from berth_runtime import contract
 
 MODEL_VOLUME = "model"
+CA_VOLUME = "ca-bundle"
+CA_FILE = "ca.crt"
 READ_ONLY_MOUNT = {"name": MODEL_VOLUME, "mountPath": contract.MODEL_DIR, "readOnly": True}
 
 
@@ -86,17 +88,29 @@ def fetch_env(model: ModelSource) -> list[dict[str, Any]]:
     return [{"name": name, "value": model.endpoint}]
 
 
+def downloader_volumes(model: ModelSource) -> list[dict[str, Any]]:
+    """The pod volumes a downloader container needs besides its mounts: the CA bundle, when set."""
+    if not model.ca_bundle:
+        return []
+    items = [{"key": model.ca_bundle.key, "path": CA_FILE}]
+    return [{"name": CA_VOLUME, "configMap": {"name": model.ca_bundle.config_map_name, "items": items}}]
+
+
 def downloader_container(
     name: str, image: str, args: list[str], model: ModelSource, mounts: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """A container that downloads weights (`berth-runtime fetch` or `stage`): the only one that sees the
-    model's credentials and the hub or S3 endpoint."""
+    model's credentials, the hub or S3 endpoint and its CA. Its pod needs downloader_volumes(model)."""
+    env = [{"name": contract.ENV_HOME, "value": contract.SCRATCH_DIR}, *fetch_env(model)]
+    if model.ca_bundle:
+        env.append({"name": contract.ENV_CA_BUNDLE, "value": f"{contract.CA_DIR}/{CA_FILE}"})
+        mounts = [*mounts, {"name": CA_VOLUME, "mountPath": contract.CA_DIR, "readOnly": True}]
     container: dict[str, Any] = {
         "name": name,
         "image": image,
         "command": list(contract.COMMAND),
         "args": args,
-        "env": [{"name": contract.ENV_HOME, "value": contract.SCRATCH_DIR}, *fetch_env(model)],
+        "env": env,
         "volumeMounts": mounts,
         "securityContext": restricted_container_security(),
     }

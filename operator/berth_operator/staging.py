@@ -10,7 +10,7 @@ from typing import Any
 from berth_operator.api import ModelDeployment, StagingStatus
 from berth_operator.naming import child_metadata, recommended_labels
 from berth_operator.security import restricted_pod_security
-from berth_operator.sources import cache_claim, cache_key, downloader_container
+from berth_operator.sources import cache_claim, cache_key, downloader_container, downloader_volumes
 from berth_operator.status import pod_problems
 from berth_runtime import contract
 
@@ -77,6 +77,7 @@ def render_staging_job(md: ModelDeployment, image: str, keep: tuple[str, ...]) -
         "volumes": [
             {"name": CACHE_VOLUME, "persistentVolumeClaim": {"claimName": cache_claim(model, md.name)}},
             {"name": SCRATCH_VOLUME, "emptyDir": {}},
+            *downloader_volumes(model),
         ],
     }
     return {

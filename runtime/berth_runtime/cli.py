@@ -6,6 +6,8 @@ import argparse
 
 from berth_runtime import contract
 
+REVISION_HELP = "hf://: commit SHA or tag (required); s3://: the listing digest to insist on (optional)"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="berth-runtime", description="Berth's model runtime.")
@@ -27,13 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--self-test-prompt", help="a golden prompt that must produce output before /ready")
     serve.add_argument("--self-test-expect", help="a regular expression the self-test output must match")
     serve.add_argument("--self-test-budget-ms", type=int, help="the self-test's latency budget")
-    fetch = commands.add_parser(contract.FETCH, help="download a pinned hub revision (safetensors only)")
-    fetch.add_argument("source", help="hf://org/name")
-    fetch.add_argument("--revision", help="commit SHA or tag (required)")
+    fetch = commands.add_parser(contract.FETCH, help="download a pinned model revision (safetensors only)")
+    fetch.add_argument("source", help="hf://org/name or s3://bucket/prefix")
+    fetch.add_argument("--revision", help=REVISION_HELP)
     fetch.add_argument("--dest", default=contract.MODEL_DIR, help="folder to fetch into")
-    stage = commands.add_parser(contract.STAGE, help="stage a pinned hub revision into the model cache")
-    stage.add_argument("source", help="hf://org/name")
-    stage.add_argument("--revision", help="commit SHA or tag (required)")
+    stage = commands.add_parser(contract.STAGE, help="stage a pinned model revision into the model cache")
+    stage.add_argument("source", help="hf://org/name or s3://bucket/prefix")
+    stage.add_argument("--revision", help=REVISION_HELP)
     stage.add_argument("--cache", default=contract.CACHE_DIR, help="the model cache folder")
     stage.add_argument("--key", required=True, help="the cache entry to stage into")
     stage.add_argument("--keep", action="append", default=[], help="another entry to keep (repeatable)")

@@ -24,10 +24,12 @@ API_PREFIX = "/v1"  # OpenAI-compatible API
 MODEL_DIR = "/models"  # where a pvc:// volume is mounted or hf:// / s3:// weights are fetched to
 CACHE_DIR = "/cache"  # the model cache volume, in the staging Job's container
 SCRATCH_DIR = "/tmp"  # the only writable path in the container (an emptyDir)
+CA_DIR = "/etc/berth/ca"  # spec.model.caBundle's ConfigMap, in the containers that download weights
 
 # Environment the operator sets on every runtime container.
 ENV_HOME = "HOME"
 ENV_OFFLINE = "HF_HUB_OFFLINE"  # the runtime never downloads; fetching is the init container's job
+ENV_CA_BUNDLE = "BERTH_CA_BUNDLE"  # a CA bundle file the downloaders trust instead of the system's
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@ staging Job, while the running version keeps serving.
 
 The cache holds one folder per key (the operator derives it from source and revision). A revision is
 fetched into `<key>.partial` and renamed into place only when complete, so a pod never mounts a half
-staged folder; an entry whose recorded commit SHA matches the resolved one is kept as it is. Entries
-not named by --keep are garbage-collected. The outcome (resolved SHA, files, bytes) is written to the
-container's termination message, where the operator reads it without any extra permission.
+staged folder; an entry whose recorded revision (commit SHA, listing digest) matches the resolved one is
+kept as it is. Entries not named by --keep are garbage-collected. The outcome (resolved revision, files,
+bytes) is written to the container's termination message, where the operator reads it without any extra permission.
 """
 
 from __future__ import annotations
@@ -16,16 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from berth_runtime.fetch import SOURCE_RECORD, FetchError, Hub, fetch, parse_hf_source
+from berth_runtime.fetch import SOURCE_RECORD, Remote, download_all, open_remote, recorded_revision
+from berth_runtime.transfer import FetchError
 
 TERMINATION_LOG = "/dev/termination-log"
-
-
-def recorded_sha(entry: Path) -> str | None:
-    try:
-        return json.loads((entry / SOURCE_RECORD).read_text()).get("sha")
-    except (OSError, ValueError):
-        return None
 
 
 def collect_garbage(cache: Path, keep: set[str], log=print) -> list[str]:
@@ -41,24 +35,23 @@ def collect_garbage(cache: Path, keep: set[str], log=print) -> list[str]:
 
 
 def stage(
-    source: str, revision: str | None, cache: Path, key: str, keep: set[str], hub: Hub | None = None, log=print
+    source: str, revision: str | None, cache: Path, key: str, keep: set[str], remote: Remote | None = None, log=print
 ) -> dict[str, object]:
-    ref = parse_hf_source(source, revision)
-    hub = hub or Hub()
+    remote = remote or open_remote(source, revision)
     cache.mkdir(parents=True, exist_ok=True)
     entry, partial = cache / key, cache / f"{key}.partial"
-    sha, _ = hub.resolve(ref)
-    if recorded_sha(entry) == sha:
-        log(f"{ref.repo}@{sha} is already staged as {key}")
+    resolved, files = remote.resolve()
+    if recorded_revision(entry) == resolved:
+        log(f"{remote.label} ({resolved}) is already staged as {key}")
     else:
-        fetch(source, revision, partial, hub, log)
+        download_all(remote, resolved, files, partial, log)
         if entry.exists():
             shutil.rmtree(entry)  # a tag that moved: its old files go only once the new ones are complete
         partial.rename(entry)
-        log(f"staged {ref.repo}@{sha} as {key}")
+        log(f"staged {remote.label} ({resolved}) as {key}")
     collect_garbage(cache, keep | {key}, log)
-    files = [p for p in entry.iterdir() if p.name != SOURCE_RECORD]
-    return {"key": key, "sha": sha, "files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+    staged = [p for p in entry.iterdir() if p.name != SOURCE_RECORD]
+    return {"key": key, "sha": resolved, "files": len(staged), "bytes": sum(p.stat().st_size for p in staged)}
 
 
 def report(outcome: dict[str, object], path: str) -> None:

@@ -59,6 +59,12 @@ INVALID = [
         "spec.model.credentialsSecret",
         ("hf:// and s3:// sources only",),
     ),
+    Invalid(
+        "ca-for-local-source",
+        {"model": {"caBundle": {"configMapName": "corp-ca"}}},
+        "spec.model.caBundle",
+        ("hf:// and s3:// sources only",),
+    ),
     Invalid("bad-pvc-name", {"model": {"source": "pvc://Bad_Claim"}}, "spec.model.source", ("claim name",)),
     Invalid("unknown-quantization", {"quantization": "int3"}, "spec.quantization", ("bf16", "int4")),
     Invalid("three-gpus", {"gpus": 3}, "spec.gpus", ("1, 2, 4, 8 or 16",)),

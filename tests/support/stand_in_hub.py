@@ -4,12 +4,13 @@ serving repositories made in memory. Tests never reach the real hub."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote
+
+from tests.support.loopback import serve_on_loopback
 
 
 @dataclass
@@ -70,12 +71,5 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def stand_in_hub(repos: dict[str, StandInRepo]) -> Iterator[StandInHub]:
     hub = StandInHub(repos)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
-    hub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_on_loopback(_handler(hub)) as hub.url:
         yield hub
-    finally:
-        server.shutdown()
-        server.server_close()

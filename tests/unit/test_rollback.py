@@ -39,3 +39,10 @@ def test_while_rolled_back_the_failure_stays_reported() -> None:
 def test_scaling_is_not_a_new_release() -> None:
     assert release_key(spec(replicas=1)) == release_key(spec(replicas=5))
     assert release_key(spec(version="v1")) != release_key(spec(version="v2"))
+
+
+def test_fields_left_at_their_defaults_do_not_make_a_new_release() -> None:
+    """So an operator upgrade that adds defaulted API fields does not roll every ModelDeployment."""
+    explicit = spec(runtime={"selfTest": {"enabled": True, "prompt": "Hello"}}, rollout={"maxUnavailable": 1})
+    assert release_key(explicit) == release_key(spec())
+    assert release_key(spec(runtime={"selfTest": {"enabled": False}})) != release_key(spec())

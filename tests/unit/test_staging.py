@@ -59,6 +59,28 @@ def test_the_staging_job_stages_with_the_fetchers_credentials_and_keeps_the_roll
     assert container["securityContext"]["readOnlyRootFilesystem"] and "nvidia.com/gpu" not in str(container)
 
 
+def test_an_s3_source_with_a_private_ca_is_staged_trusting_only_that_ca() -> None:
+    model = {"source": "s3://weights/mistral/", "endpoint": "https://minio.storage:9000", "credentialsSecret": "s3",
+             "caBundle": {"configMapName": "corp-ca", "key": "bundle.pem"}}  # fmt: skip
+    md = md_of(model=model)
+    pod = render_staging_job(md, "berth-runtime:test", keep=())["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"][:2] == ["stage", "s3://weights/mistral/"] and "--revision" not in container["args"]
+    assert {"name": "AWS_ENDPOINT_URL", "value": "https://minio.storage:9000"} in container["env"]
+    assert {"name": "BERTH_CA_BUNDLE", "value": "/etc/berth/ca/ca.crt"} in container["env"]
+    assert {"name": "ca-bundle", "mountPath": "/etc/berth/ca", "readOnly": True} in container["volumeMounts"]
+    ca = {"name": "corp-ca", "items": [{"key": "bundle.pem", "path": "ca.crt"}]}
+    assert {"name": "ca-bundle", "configMap": ca} in pod["volumes"]
+    serving = render_deployment(md, SETTINGS)["spec"]["template"]["spec"]
+    assert "ca-bundle" not in str(serving), "only the downloader needs the CA"
+
+    fetching = render_deployment(md_of(model={**model, "cache": {"enabled": False}}), SETTINGS)["spec"]["template"]
+    (init,) = fetching["spec"]["initContainers"]
+    assert {"name": "BERTH_CA_BUNDLE", "value": "/etc/berth/ca/ca.crt"} in init["env"]
+    assert {"name": "ca-bundle", "configMap": ca} in fetching["spec"]["volumes"]
+    assert "ca-bundle" not in str(fetching["spec"]["containers"])
+
+
 def job_with(condition: str | None = None, failed: int = 0) -> dict[str, Any]:
     status: dict[str, Any] = {"failed": failed}
     if condition:
