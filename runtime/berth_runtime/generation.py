@@ -64,7 +64,7 @@ class Choice:
                     self.cancel()  # the rest would be thrown away
                     yield Piece(released, held, "stop", len(self.request.prompt), generated)
                     return
-                if released or event.eos:
+                if released:  # tokens without text yet (a partial character, EOS) ride with the next piece
                     yield Piece(released, held)
                     held = []
                 continue

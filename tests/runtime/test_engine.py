@@ -117,3 +117,37 @@ def test_prompts_of_similar_length_prefill_together_padded_and_still_match_gener
     results = run(engine, [(p, SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)) for p in prompts])
     for prompt, (tokens, _) in zip(prompts, results, strict=True):
         assert tokens == generate_reference(demo_model.model, prompt, 12)
+
+
+def test_every_token_reaches_a_streamed_chunk_with_its_logprob(demo_model) -> None:
+    """Tokens that release no text (here the end-of-sequence token) still reach the client: a stream writes
+    only pieces with text or a finish reason, so they must ride with one of those."""
+    import asyncio
+
+    from berth_runtime.generation import Choice, loop_dispatch
+
+    prompt = demo_model.tokenizer("The quick brown fox")["input_ids"]
+    third = generate_reference(demo_model.model, prompt, 3)[2]
+    # The same model, as if its config named the third greedy token end-of-sequence.
+    runner = ModelRunner(demo_model, slots=2)
+
+    async def stream() -> list:
+        engine = Engine(
+            runner, frozenset({third}), max_batch_size=2, dispatch=loop_dispatch(asyncio.get_running_loop())
+        )
+        engine.start()
+        try:
+            choice = Choice(
+                engine, demo_model.tokenizer, prompt, SamplingParams(max_tokens=8, temperature=0, logprobs=1), []
+            )
+            choice.start()
+            return [piece async for piece in choice.pieces()]
+        finally:
+            engine.stop()
+
+    pieces = asyncio.run(stream())
+    written = [p for p in pieces if p.text or p.finish_reason]
+    tokens = [t for p in written for t in p.tokens]
+    assert pieces[-1].finish_reason == "stop" and pieces[-1].completion_tokens == 3
+    assert [t.token for t in tokens][-1] == third and len(tokens) == 3
+    assert all(t.logprob is not None for t in tokens)
