@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from berth_operator import api
 
 CRD_FILE = f"{api.GROUP}_{api.PLURAL}.yaml"
+# kubectl apply -f crds/, and the Helm chart's own copy (Helm installs a chart's crds/ before anything else).
+CRD_FOLDERS = ("crds", "charts/berth/crds")
 
 PRINTER_COLUMNS = [
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.source"},
@@ -153,10 +155,11 @@ def crd_yaml() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if args and args[0] == "--write":
-        target = Path(args[1]) if len(args) > 1 else Path("crds") / CRD_FILE
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(crd_yaml())
-        print(f"wrote {target}", file=sys.stderr)
+        for folder in CRD_FOLDERS:
+            target = Path(folder) / CRD_FILE
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(crd_yaml())
+            print(f"wrote {target}", file=sys.stderr)
     else:
         sys.stdout.write(crd_yaml())
     return 0

@@ -26,6 +26,7 @@ PLURALS = {
     ("apps/v1", "Deployment"): "deployments",
     ("batch/v1", "Job"): "jobs",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("coordination.k8s.io/v1", "Lease"): "leases",
     (api.API_VERSION, api.KIND): api.PLURAL,
 }
 

@@ -202,7 +202,9 @@ class Reconciler:
         claim_exists = (
             None if not claim else self.kube.get("v1", "PersistentVolumeClaim", md.namespace, claim) is not None
         )
-        secret_exists = None if not secret else self.kube.get("v1", "Secret", md.namespace, secret) is not None
+        secret_exists = None
+        if secret and self.settings.check_secrets:
+            secret_exists = self.kube.get("v1", "Secret", md.namespace, secret) is not None
         return preflight(md, capacity, claim_exists, secret_exists)
 
     def _report(self, body: dict[str, Any], previous: ModelDeploymentStatus, status: ModelDeploymentStatus) -> None:

@@ -36,6 +36,9 @@ class Settings:
     """Operator-wide settings (the Helm chart sets them as environment variables)."""
 
     runtime_image: str = "ghcr.io/berth-dev/berth-runtime:0.1.0"
+    # Off where the operator may not read Secrets (the chart's rbac.checkSecrets): a missing
+    # credentialsSecret then shows up as the fetching pod's CreateContainerConfigError instead.
+    check_secrets: bool = True
 
     def image_for(self, md: ModelDeployment) -> str:
         """The runtime image md's pods (and its staging Jobs) run."""
@@ -43,7 +46,10 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(runtime_image=os.environ.get("BERTH_RUNTIME_IMAGE", cls.runtime_image))
+        return cls(
+            runtime_image=os.environ.get("BERTH_RUNTIME_IMAGE", cls.runtime_image),
+            check_secrets=os.environ.get("BERTH_CHECK_SECRETS", "true").lower() != "false",
+        )
 
 
 def _http_probe(path: str, period: int, failures: int) -> dict[str, Any]:

@@ -60,14 +60,16 @@ class OperatorProcess:
     log_path: Path
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        env = {**os.environ, "BERTH_RUNTIME_IMAGE": "berth-runtime:test"}
+        env = {**os.environ, "BERTH_RUNTIME_IMAGE": "berth-runtime:test", **self.extra_env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "berth_operator", "--kubeconfig", str(self.kubeconfig),
-             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port)],
+             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         wait_for(self.healthy, 30, "the operator's liveness endpoint")

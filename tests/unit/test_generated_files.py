@@ -7,19 +7,20 @@ from berth_operator import crd, rbac
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_committed_crd_matches_the_pydantic_api() -> None:
-    committed = (ROOT / "crds" / crd.CRD_FILE).read_text()
-    assert committed == crd.crd_yaml(), "stale CRD: run `make generate`"
+def test_committed_crds_match_the_pydantic_api() -> None:
+    for folder in crd.CRD_FOLDERS:  # crds/ and the chart's copy
+        committed = (ROOT / folder / crd.CRD_FILE).read_text()
+        assert committed == crd.crd_yaml(), f"stale CRD in {folder}: run `make generate`"
 
 
 def test_committed_rbac_matches_the_declared_rules() -> None:
     assert (ROOT / rbac.RBAC_FILE).read_text() == rbac.rbac_yaml(), "stale RBAC: run `make generate`"
+    assert (ROOT / rbac.CHART_RULES_FILE).read_text() == rbac.chart_rules_yaml(), "stale chart RBAC: `make generate`"
 
 
 def test_rbac_has_no_wildcards() -> None:
-    for rule in rbac.render_rbac()[1]["rules"]:
-        for key in ("apiGroups", "resources", "verbs"):
-            assert "*" not in rule[key], rule
+    for rule in rbac.RULES:
+        assert "*" not in (rule.group, rule.resource, *rule.verbs), rule
 
 
 def test_crd_schema_is_structural() -> None:
