@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo demo-down generate venv controlplane cluster-up cluster-down kubeconfig test test-fast test-cluster lint
+.PHONY: demo demo-down generate venv controlplane helm cluster-up cluster-down kubeconfig test test-fast test-cluster lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ venv: $(VENV)/.installed
 
 controlplane:
 	hack/build-controlplane.sh
+
+helm:
+	hack/build-controlplane.sh helm
 
 cluster-up:
 	hack/cluster.sh up
@@ -32,7 +35,7 @@ kubeconfig:
 test: venv controlplane
 	$(PY) -m pytest
 
-test-fast: venv
+test-fast: venv helm
 	$(PY) -m pytest -m "not cluster"
 
 test-cluster: venv controlplane

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local test control plane from Go modules into ~/.cache/berth/<versions>/bin:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (version-stamped), etcd, etcdctl,
-# kwok and kwokctl. Idempotent: a group whose binaries exist and answer with the pinned version is
+# kwok and kwokctl; and helm (for the chart's tests) into ~/.cache/berth/helm-<version>/bin. Idempotent: a group whose binaries exist and answer with the pinned version is
 # only checked, so a warm run takes a second.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -67,8 +67,24 @@ build_kwok() {
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 }
 
+build_helm() {
+  if [ -x "$HELM_BIN/helm" ] && "$HELM_BIN/helm" version --short 2>/dev/null | grep -qF "$HELM_VERSION"; then
+    log "helm $HELM_VERSION: up to date"
+    return
+  fi
+  log "helm $HELM_VERSION: building"
+  mkdir -p "$HELM_BIN"
+  GOBIN="$HELM_BIN" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+}
+
 start=$SECONDS
+if [ "${1:-}" = helm ]; then  # only helm: enough for the chart's cluster-free tests
+  build_helm
+  exit 0
+fi
 build_etcd
 build_kwok
 build_kubernetes
-log "control plane binaries ready in $CONTROLPLANE_BIN ($((SECONDS - start)) s)"
+build_helm
+log "control plane binaries ready in $CONTROLPLANE_BIN, helm in $HELM_BIN ($((SECONDS - start)) s)"

@@ -102,7 +102,8 @@ case "${1:-}" in
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
   status) running ;;
   bin) echo "$CONTROLPLANE_BIN" ;;
+  helm) echo "$HELM_BIN/helm" ;;
   show) show ;;
   config) write_config ;;
-  *) echo "usage: $0 up|down|kubeconfig|status|bin|show|config" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|kubeconfig|status|bin|helm|show|config" >&2; exit 2 ;;
 esac

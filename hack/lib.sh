@@ -10,6 +10,7 @@ BERTH_CACHE=${BERTH_CACHE:-$HOME/.cache/berth}
 CONTROLPLANE_KEY="k8s-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
 CONTROLPLANE_DIR="$BERTH_CACHE/$CONTROLPLANE_KEY"
 CONTROLPLANE_BIN="$CONTROLPLANE_DIR/bin"
+HELM_BIN="$BERTH_CACHE/helm-${HELM_VERSION}/bin"
 CONTROLPLANE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd etcdctl kwok kwokctl)
 
 # Module downloads and compiled packages are shared by every version folder.

@@ -10,7 +10,12 @@ from berth_operator.api import Condition
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
-ORDER = (READY, PROGRESSING, DEGRADED)
+# kstatus's "abnormal-true" pair, which Flux's health checks and `kubectl wait` tooling read without knowing
+# the kind: Reconciling=True is InProgress, Stalled=True is Failed, neither (with a current
+# observedGeneration) is Current.
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+ORDER = (READY, PROGRESSING, DEGRADED, RECONCILING, STALLED)
 
 
 @dataclass(frozen=True)
@@ -58,3 +63,20 @@ def settle(observed: list[Observed], previous: list[Condition], generation: int,
 
 def find(conditions: list[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
+
+
+def with_kstatus(observed: list[Observed]) -> list[Observed]:
+    """Adds Reconciling and Stalled, derived from Ready, Progressing and Degraded: work under way is
+    Reconciling; a problem with nothing under way (rolled back, held, invalid) needs a person: Stalled."""
+    by_type = {o.type: o for o in observed}
+    ready, progressing, degraded = by_type[READY], by_type[PROGRESSING], by_type[DEGRADED]
+    reconciling = progressing.status or (not ready.status and not degraded.status)
+    source = progressing if progressing.status else ready
+    stalled = degraded.status and not reconciling
+    return [
+        *observed,
+        Observed(RECONCILING, reconciling, source.reason if reconciling else "Reconciled",
+                 source.message if reconciling else "no rollout or staging in progress"),
+        Observed(STALLED, stalled, degraded.reason if stalled else "NotStalled",
+                 degraded.message if stalled else "nothing needs a person"),
+    ]  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
 
 from berth_operator.api import ModelDeployment, SelfTest, release_key
@@ -31,11 +32,14 @@ SHM_VOLUME = "dshm"
 PRE_STOP_SLEEP_SECONDS = 5
 
 
+RUNTIME_REPOSITORY = "ghcr.io/berth-dev/berth-runtime"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Operator-wide settings (the Helm chart sets them as environment variables)."""
 
-    runtime_image: str = "ghcr.io/berth-dev/berth-runtime:0.1.0"
+    runtime_image: str = f"{RUNTIME_REPOSITORY}:{version('berth')}"  # the chart sets the same by default
     # Off where the operator may not read Secrets (the chart's rbac.checkSecrets): a missing
     # credentialsSecret then shows up as the fetching pod's CreateContainerConfigError instead.
     check_secrets: bool = True

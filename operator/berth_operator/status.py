@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth_operator.api import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus, StagingStatus, release_key
-from berth_operator.conditions import DEGRADED, PROGRESSING, READY, Observed, Problem, settle
+from berth_operator.conditions import DEGRADED, PROGRESSING, READY, Observed, Problem, settle, with_kstatus
 from berth_operator.history import update_history
 from berth_operator.naming import OWNER_LABEL, RELEASE_ANNOTATION
 from berth_operator.rollback import decide_rollback
@@ -157,7 +157,7 @@ def compute_status(snapshot: Snapshot, previous: ModelDeploymentStatus, now: str
     ]  # fmt: skip
     return ModelDeploymentStatus(
         observed_generation=snapshot.generation,
-        conditions=settle(observed, previous.conditions, snapshot.generation, now),
+        conditions=settle(with_kstatus(observed), previous.conditions, snapshot.generation, now),
         replicas=dep_status.get("replicas", 0),
         ready_replicas=ready,
         updated_replicas=dep_status.get("updatedReplicas", 0),
@@ -187,6 +187,6 @@ def invalid_spec_status(
     return previous.model_copy(
         update={
             "observed_generation": generation,
-            "conditions": settle(observed, previous.conditions, generation, now),
+            "conditions": settle(with_kstatus(observed), previous.conditions, generation, now),
         }
     )

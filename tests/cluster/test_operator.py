@@ -303,6 +303,9 @@ def test_a_version_that_never_becomes_ready_is_rolled_back_automatically(
         assert "rolled back to version v1" in condition(md, "Degraded")["message"]
         md = wait_condition(cluster, ns, "tiny", "Ready", "True", timeout=60)
         assert md["status"]["servingVersion"] == "v1"
+        # kstatus (Flux) reads Failed; Argo CD's health check reads Degraded (tests/unit/test_health.py).
+        md = wait_condition(cluster, ns, "tiny", "Stalled", "True", "RolloutFailed", timeout=30)
+        assert condition(md, "Reconciling")["status"] == "False"
         template = get_json(cluster, "deployment", "tiny", "-n", ns)["spec"]["template"]["metadata"]["labels"]
         assert template["app.kubernetes.io/version"] == "v1" and "kwok.berth.dev/behaviour" not in template
         outcomes = [(e["version"], e["outcome"]) for e in md["status"]["history"]]

@@ -9,19 +9,9 @@ import pytest
 from berth_operator.render import Settings, render_all, render_deployment, render_pdb
 from berth_operator.validation import parse_model_deployment
 from tests.support.manifests import model_deployment
+from tests.support.pod_security import assert_restricted
 
 SETTINGS = Settings(runtime_image="berth-runtime:test")
-RESTRICTED_VOLUME_TYPES = {
-    "configMap",
-    "downwardAPI",
-    "emptyDir",
-    "projected",
-    "secret",
-    "csi",
-    "persistentVolumeClaim",
-    "ephemeral",
-    "image",
-}
 
 
 def md_of(uid: str | None = "uid-1", **spec: Any):
@@ -46,17 +36,8 @@ def flag(args: list[str], name: str) -> str:
 def test_pods_meet_the_restricted_pod_security_standard(source: str) -> None:
     revision = {"revision": "abc"} if source.startswith("hf") else {}
     spec = pod_spec(model={"source": source, **revision}, gpus=2)
-    assert (
-        spec["securityContext"]["runAsNonRoot"]
-        and spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    )
     assert spec["automountServiceAccountToken"] is False
-    for container in spec["containers"] + spec.get("initContainers", []):
-        security = container["securityContext"]
-        assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
-        assert security["runAsNonRoot"] and security["runAsUser"] != 0 and security["readOnlyRootFilesystem"]
-    for volume in spec["volumes"]:
-        assert set(volume) - {"name"} <= RESTRICTED_VOLUME_TYPES, volume
+    assert_restricted(spec)
 
 
 def test_gpus_become_limits_and_tensor_parallel_size() -> None:

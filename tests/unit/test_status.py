@@ -49,6 +49,8 @@ def test_before_the_deployment_exists() -> None:
         "Ready": ("False", "Creating"),
         "Progressing": ("True", "Creating"),
         "Degraded": ("False", "AsExpected"),
+        "Reconciling": ("True", "Creating"),
+        "Stalled": ("False", "NotStalled"),
     }
     assert status.rollout_version == "2026-11-01" and status.serving_version is None
     assert status.observed_generation == 3 and all(c.observed_generation == 3 for c in status.conditions)

@@ -1,0 +1,38 @@
+"""The chart as Helm renders it, with the helm binary hack/build-controlplane.sh builds (make helm)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.cluster import REPO_ROOT, cluster_script
+
+CHART = REPO_ROOT / "charts" / "berth"
+
+
+def helm_binary() -> Path:
+    binary = Path(cluster_script("helm"))
+    assert binary.exists(), f"{binary} is missing: run `make helm`"
+    return binary
+
+
+def helm(*args: str, kubeconfig: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    config = ["--kubeconfig", str(kubeconfig)] if kubeconfig else []
+    return subprocess.run([str(helm_binary()), *config, *args], capture_output=True, text=True, check=check)
+
+
+def set_flags(values: dict[str, Any]) -> list[str]:
+    return [arg for key, value in values.items() for arg in ("--set-json", f"{key}={json.dumps(value)}")]
+
+
+def template(values: dict[str, Any] | None = None, *extra: str, release: str = "berth") -> list[dict[str, Any]]:
+    done = helm("template", release, str(CHART), "--namespace", "berth-system", *set_flags(values or {}), *extra)
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
