@@ -46,6 +46,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.finalizer = f"{api.GROUP}/finalizer"
     settings.posting.enabled = False  # Berth posts its own milestone Events
     settings.execution.max_workers = 8
+    if memo.get("namespaces"):
+        # Watching listed namespaces only: they are named, so nothing needs to list the cluster's namespaces
+        # (RBAC limited to those namespaces grants no such right).
+        settings.scanning.disabled = True
     memo.reconciler = Reconciler(Kube(load_api_client()), Settings.from_env())
     if memo.get("metrics_port"):
         start_http_server(memo.metrics_port)

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         elector = LeaderElector(Kube(load_api_client()), *lease, identity())
         with standby_health(args.health_port):  # a waiting replica is alive, not stuck
             elector.acquire()
-    memo = kopf.Memo(metrics_port=args.metrics_port)
+    memo = kopf.Memo(metrics_port=args.metrics_port, namespaces=args.namespace)
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     try:
         asyncio.run(

@@ -36,9 +36,9 @@ def install_api_and_rbac(cluster: Cluster) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(RBAC))
 
 
-def service_account_kubeconfig(cluster: Cluster, target: Path) -> Path:
+def service_account_kubeconfig(cluster: Cluster, target: Path, account: tuple[str, str] = SERVICE_ACCOUNT) -> Path:
     """A kubeconfig holding only a ServiceAccount token: the operator gets the RBAC it declares, no more."""
-    namespace, name = SERVICE_ACCOUNT
+    namespace, name = account
     token = cluster.kubectl("create", "token", name, "-n", namespace, "--duration=4h").stdout.strip()
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
     server = admin["clusters"][0]["cluster"]

@@ -1,0 +1,117 @@
+"""The Helm chart installed into the local control plane, then the operator run with the chart's
+ServiceAccount token: it does its whole job with exactly the chart's RBAC, is denied the rest, and
+`helm upgrade` and `helm uninstall` leave nothing behind. Namespaces enforce the PSS "restricted"
+profile, so the API server itself refuses any pod of the chart or the operator that breaks it."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.cluster import Cluster, wait_for
+from tests.support.helm import CHART, helm, set_flags
+from tests.support.manifests import model_deployment
+from tests.support.operator import (
+    OperatorProcess,
+    apply_manifest,
+    get_json,
+    service_account_kubeconfig,
+    wait_condition,
+    wait_status,
+)
+
+pytestmark = pytest.mark.cluster
+RELEASE = "berth-e2e"
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+# What a release may leave in the cluster, looked up by the chart's instance label.
+KINDS = "deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,networkpolicies"
+
+
+def restricted_namespace(cluster: Cluster, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    labels = ",".join(f"{k}={v}" for k, v in RESTRICTED.items())
+    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("label", "namespace", name, *labels.split(","))
+    return name
+
+
+def release_objects(cluster: Cluster) -> list[str]:
+    selector = f"app.kubernetes.io/instance={RELEASE}"
+    found = cluster.kubectl("get", KINDS, "-A", "-l", selector, "-o", "name").stdout.split()
+    found += cluster.kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").stdout.split()
+    return found
+
+
+def can_i(cluster: Cluster, kubeconfig: Path, *args: str) -> bool:
+    done = cluster.kubectl("--kubeconfig", str(kubeconfig), "auth", "can-i", *args, check=False)
+    return done.stdout.strip() == "yes"
+
+
+def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninstall(
+    cluster: Cluster, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    system, models = restricted_namespace(cluster, "berth-chart"), restricted_namespace(cluster, "models")
+    values = {"rbac.namespaces": [models], "networkPolicy.enabled": True, "dashboard.enabled": True}
+    operator.stop()  # the session's operator watches every namespace; the chart's account takes over here
+    chart_operator = None
+    try:
+        helm("install", RELEASE, str(CHART), "-n", system, *set_flags(values), "--wait", "--timeout", "120s",
+             kubeconfig=cluster.kubeconfig)  # fmt: skip
+        deployment = get_json(cluster, "deployment", RELEASE, "-n", system)
+        assert deployment["status"]["availableReplicas"] == 1, "its pod passed the restricted profile and runs"
+
+        kubeconfig = service_account_kubeconfig(cluster, tmp_path / "chart-sa.yaml", (system, RELEASE))
+        assert can_i(cluster, kubeconfig, "create", "deployments.apps", "-n", models)
+        assert can_i(cluster, kubeconfig, "list", "nodes")
+        for denied in (("create", "pods", "-n", models), ("list", "secrets", "-n", models),
+                       ("delete", "deployments.apps", "-n", models), ("get", "deployments.apps", "-n", "default"),
+                       ("patch", "modeldeployments.berth.dev", "-n", "default"), ("update", "nodes"),
+                       ("get", "leases.coordination.k8s.io", "-n", models)):  # fmt: skip
+            assert not can_i(cluster, kubeconfig, *denied), denied
+        forbidden = cluster.kubectl("--kubeconfig", str(kubeconfig), "get", "secrets", "-n", models, check=False)
+        assert forbidden.returncode != 0 and "Forbidden" in forbidden.stderr
+
+        # The operator process, as the chart's Deployment runs it (kwok runs no containers).
+        args = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "operator")["args"]
+        namespaced = tuple(a for a in args if a.startswith("--namespace="))
+        assert namespaced == (f"--namespace={models}",)
+        chart_operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", extra_args=namespaced,
+                                         extra_env={"BERTH_CHECK_SECRETS": "true"})  # fmt: skip
+        chart_operator.start()
+
+        spec = {"model": {"source": "file:///opt/models/tiny"}, "gpus": 0, "replicas": 1, "version": "v1"}
+        apply_manifest(cluster, models, model_deployment("chart", **spec))
+        wait_condition(cluster, models, "chart", "Ready", "True", timeout=90)
+        cluster.kubectl("scale", "md", "chart", "-n", models, "--replicas=2")
+        wait_status(cluster, models, "chart", "ready", "2/2", timeout=90)
+        cluster.kubectl("patch", "md", "chart", "-n", models, "--type=merge", "-p", '{"spec": {"version": "v2"}}')
+        md = wait_status(cluster, models, "chart", "servingVersion", "v2", timeout=120)
+        md = wait_for(lambda: (m := get_json(cluster, "md", "chart", "-n", models))["status"]["history"][-1]["outcome"]
+                      == "Succeeded" and m, 30, "v2 recorded as Succeeded")  # fmt: skip
+        assert [e["version"] for e in md["status"]["history"]] == ["v1", "v2"]
+        cluster.kubectl("delete", "md", "chart", "-n", models, "--wait=true", "--timeout=60s")
+        wait_for(lambda: not get_json(cluster, "deployments", "-n", models)["items"], 60, "children collected")
+        assert "Forbidden" not in chart_operator.log(), chart_operator.log()
+
+        # Upgrade to cluster-wide RBAC: the per-namespace Role goes, the ClusterRole grows.
+        helm("upgrade", RELEASE, str(CHART), "-n", system, *set_flags({"rbac.namespaces": []}), "--wait",
+             kubeconfig=cluster.kubeconfig)  # fmt: skip
+        assert not get_json(cluster, "roles", "-n", models)["items"], "no Role left behind in the old namespace"
+        assert not get_json(cluster, "networkpolicies", "-n", system)["items"]
+        assert can_i(cluster, kubeconfig, "create", "deployments.apps", "-n", "default")
+
+        helm("uninstall", RELEASE, "-n", system, "--wait", kubeconfig=cluster.kubeconfig)
+        wait_for(lambda: not release_objects(cluster), 60, "every object of the release gone")
+        assert get_json(cluster, "crd", "modeldeployments.berth.dev"), "Helm keeps CRDs (and so the users' objects)"
+    finally:
+        if chart_operator:
+            chart_operator.stop()
+        helm("uninstall", RELEASE, "-n", system, kubeconfig=cluster.kubeconfig, check=False)
+        for namespace in (system, models):
+            cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        operator.start()
