@@ -52,7 +52,9 @@ demo: venv controlplane
 demo-down:
 	hack/demo.sh down
 
-# Regenerates the files derived from code: the CRD (from the pydantic API) and the RBAC.
-generate: venv
+# Regenerates the files derived from code: the CRDs (from the pydantic API), the RBAC, and the
+# plain-kubectl install rendered from the chart.
+generate: venv helm
 	$(PY) -m berth_operator.crd --write
 	$(PY) -m berth_operator.rbac --write
+	$(PY) hack/gen-install.py

@@ -108,7 +108,9 @@ def rollback_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="berth", description="Serve LLMs on Kubernetes with Berth.")
+    # Installed twice: as `berth`, and as `kubectl-berth`, which kubectl runs for `kubectl berth ...`.
+    prog = "kubectl berth" if Path(sys.argv[0]).name == "kubectl-berth" else "berth"
+    parser = argparse.ArgumentParser(prog=prog, description="Serve LLMs on Kubernetes with Berth.")
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="print the objects the operator would create")
     render.add_argument("-f", "--filename", action="append", required=True, help="manifest file, or - for stdin")

@@ -115,3 +115,21 @@ def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninst
         for namespace in (system, models):
             cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         operator.start()
+
+
+def test_plain_kubectl_install_and_delete(cluster: Cluster) -> None:
+    """deploy/install.yaml, as a user without Helm applies it (the CRD is already there and stays)."""
+    install = str(CHART.parents[1] / "deploy" / "install.yaml")
+    try:
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", install)
+        cluster.kubectl("-n", "berth-system", "rollout", "status", "deployment/berth", "--timeout=90s")
+        done = cluster.kubectl("auth", "can-i", "patch", "modeldeployments.berth.dev/status", "-A",
+                               "--as=system:serviceaccount:berth-system:berth")  # fmt: skip
+        assert done.stdout.strip() == "yes"
+    finally:
+        objects = [d for d in cluster.kubectl("create", "--dry-run=client", "-o", "name", "-f", install).stdout.split()
+                   if not d.startswith(("namespace/", "customresourcedefinition"))]  # fmt: skip
+        cluster.kubectl("delete", "--wait=true", "-n", "berth-system", *objects, check=False)
+    leftovers = cluster.kubectl("get", "clusterrole,clusterrolebinding", "-l", "app.kubernetes.io/instance=berth",
+                                "-o", "name").stdout  # fmt: skip
+    assert not leftovers.strip()

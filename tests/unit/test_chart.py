@@ -135,3 +135,13 @@ def test_the_dashboard_charts_only_metrics_that_exist() -> None:
     used = {name for expr in exprs for name in re.findall(r"\b(?:vllm:|berth_)[a-z0-9_:]+", expr)}
     assert used and used <= exposed, used - exposed
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_the_plain_kubectl_install_is_the_chart_rendered_with_defaults() -> None:
+    import runpy
+
+    from tests.support.helm import helm_binary
+
+    generator = runpy.run_path(str(CHART.parents[1] / "hack" / "gen-install.py"))
+    committed = (CHART.parents[1] / "deploy" / "install.yaml").read_text()
+    assert committed == generator["render"](str(helm_binary())), "stale deploy/install.yaml: run `make generate`"
