@@ -105,8 +105,15 @@ def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninst
         assert not get_json(cluster, "networkpolicies", "-n", system)["items"]
         assert can_i(cluster, kubeconfig, "create", "deployments.apps", "-n", "default")
 
+        # Uninstalled in the "wrong" order, a ModelDeployment is still deleted cleanly: no finalizer waits for
+        # the operator, and the garbage collector removes what it owned.
+        apply_manifest(cluster, models, model_deployment("left", **spec))
+        wait_condition(cluster, models, "left", "Ready", "True", timeout=90)
+        chart_operator.stop()
         helm("uninstall", RELEASE, "-n", system, "--wait", kubeconfig=cluster.kubeconfig)
         wait_for(lambda: not release_objects(cluster), 60, "every object of the release gone")
+        cluster.kubectl("delete", "md", "left", "-n", models, "--wait=true", "--timeout=30s")
+        wait_for(lambda: not get_json(cluster, "deployments,services", "-n", models)["items"], 60, "owned objects gone")
         assert get_json(cluster, "crd", "modeldeployments.berth.dev"), "Helm keeps CRDs (and so the users' objects)"
     finally:
         if chart_operator:
