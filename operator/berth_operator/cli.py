@@ -58,6 +58,26 @@ def _read(args: argparse.Namespace, with_pods: bool = False) -> tuple[dict[str, 
     return found, pods
 
 
+def _staging_progress(args: argparse.Namespace, md: dict[str, Any]) -> str | None:
+    """The running stager's latest progress line, read from its log with the user's own credentials (the
+    operator keeps no byte counts: it would need to read logs)."""
+    from berth_operator.kube import Kube, KubeError, load_api_client
+    from berth_operator.staging import staging_selector
+
+    staging = (md.get("status") or {}).get("staging") or {}
+    if staging.get("phase") != "Staging":
+        return None
+    kube = Kube(load_api_client(args.kubeconfig))
+    try:
+        pods = kube.list("v1", "Pod", args.namespace, staging_selector(args.name, staging.get("key")))
+        running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+        if not running:
+            return None
+        return kube.pod_log_tail(args.namespace, running[-1]["metadata"]["name"]) or None
+    except (KubeError, OSError):
+        return None  # no right to read logs, or no kubelet to ask: the status line still says what runs
+
+
 def history_command(args: argparse.Namespace) -> int:
     """Versions deployed, with the revision each ran and how its rollout ended."""
     print(views.history_table(_read(args)[0]))
@@ -70,7 +90,7 @@ def status_command(args: argparse.Namespace) -> int:
     shown = ""
     while True:
         md, pods = _read(args, with_pods=True)
-        text = views.status_text(md, pods)
+        text = views.status_text(md, pods, _staging_progress(args, md))
         if text != shown:
             print(text, flush=True)
             shown = text

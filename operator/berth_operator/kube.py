@@ -95,6 +95,16 @@ class Kube:
             raise KubeError(response.status, parsed if isinstance(parsed, dict) else None, method, url)
         return parsed
 
+    def pod_log_tail(self, namespace: str, name: str, lines: int = 1) -> str:
+        """The last lines a pod's container printed ('' when the kubelet has none to give)."""
+        url = path("v1", "Pod", namespace, name, "log")
+        _, full_url, headers, _, _ = self.api_client.param_serialize(
+            method="GET", resource_path=url, query_params=[("tailLines", str(lines))],
+            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"],
+        )  # fmt: skip
+        response = self.api_client.call_api("GET", full_url, header_params=headers)
+        return response.read().decode("utf-8", "replace").strip() if response.status == 200 else ""
+
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
             return self.request("GET", path(api_version, kind, namespace, name))

@@ -154,14 +154,14 @@ class Reconciler:
 
     def _stage(
         self, md: api.ModelDeployment, current: dict[str, Any] | None, previous: ModelDeploymentStatus, apply: bool
-    ) -> StagingStatus | None:
+    ) -> StagingStatus:
         """Ensures the cache claim and this release's staging Job exist (when apply), removes the Jobs of
         entries no longer kept, and reads how staging is going."""
         key = cache_key(md.spec.model)
         if previous.staging and previous.staging.key == key and previous.staging.phase == "Staged":
             return previous.staging  # staged once is staged: no need to read the Job again
         jobs = {job["metadata"]["name"]: job for job in self.kube.list("batch/v1", "Job", md.namespace,
-                                                                          staging_selector(md))}  # fmt: skip
+                                                                          staging_selector(md.name))}  # fmt: skip
         good = previous.last_good_spec
         keep = {k for k in (key, cache_key_of(current), good and staged(good.model) and cache_key(good.model)) if k}
         job = jobs.get(job_name(md, key))
@@ -174,9 +174,7 @@ class Reconciler:
             for name, other in jobs.items():
                 if (other["metadata"].get("labels") or {}).get(KEY_LABEL) not in keep:
                     self.kube.delete("batch/v1", "Job", md.namespace, name)
-        if job is None:
-            return None
-        pods = self.kube.list("v1", "Pod", md.namespace, staging_selector(md, key))
+        pods = self.kube.list("v1", "Pod", md.namespace, staging_selector(md.name, key)) if job else []
         return read_staging(md, job, pods)
 
     def _apply(self, md: api.ModelDeployment, step: RolloutStep, current: dict[str, Any] | None) -> dict[str, Any]:

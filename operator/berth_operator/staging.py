@@ -28,8 +28,9 @@ def staging_labels(md: ModelDeployment, key: str | None = None) -> dict[str, str
     return {**labels, KEY_LABEL: key} if key else labels
 
 
-def staging_selector(md: ModelDeployment, key: str | None = None) -> str:
-    return f"{STAGING_LABEL}={md.name}" + (f",{KEY_LABEL}={key}" if key else "")
+def staging_selector(name: str, key: str | None = None) -> str:
+    """The staging Jobs (and their pods) of the ModelDeployment `name`, or of one cache entry."""
+    return f"{STAGING_LABEL}={name}" + (f",{KEY_LABEL}={key}" if key else "")
 
 
 def job_name(md: ModelDeployment, key: str) -> str:
@@ -110,7 +111,13 @@ def _termination_report(pods: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
-def read_staging(md: ModelDeployment, job: dict[str, Any], pods: list[dict[str, Any]]) -> StagingStatus:
+def read_staging(md: ModelDeployment, job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> StagingStatus:
+    """How staging md's release goes. No Job yet (a pod event can be handled before the spec change that
+    creates it) is staging too: nothing of the new release may start before its weights are in."""
+    if job is None:
+        key = cache_key(md.spec.model)
+        message = f"the staging Job for version {md.spec.version} is being created"
+        return StagingStatus(version=md.spec.version, key=key, job=job_name(md, key), phase="Staging", message=message)
     key = (job["metadata"].get("labels") or {}).get(KEY_LABEL, "")
     report = _termination_report(pods)
     base = {"version": md.spec.version, "key": key, "job": job["metadata"]["name"]}

@@ -58,7 +58,9 @@ def pods_text(pods: list[dict[str, Any]]) -> list[str]:
     return ["  pods:", *rows] if rows else []
 
 
-def status_text(md: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> str:
+def status_text(
+    md: dict[str, Any], pods: list[dict[str, Any]] | None = None, staging_progress: str | None = None
+) -> str:
     meta, status = md["metadata"], md.get("status") or {}
     lines = [f"{meta['name']} ({meta.get('namespace', 'default')}): rollout {verdict(md)}"]
     for type_ in ("Ready", "Progressing", "Degraded"):
@@ -73,6 +75,8 @@ def status_text(md: dict[str, Any], pods: list[dict[str, Any]] | None = None) ->
     staging = status.get("staging")
     if staging:
         lines.append(f"  staging: version {staging['version']} {staging['phase']}: {staging.get('message', '')}")
+        if staging_progress:
+            lines.append(f"    latest: {staging_progress}")
     if status.get("endpoint"):
         lines.append(f"  endpoint: {status['endpoint']}")
     return "\n".join(lines + pods_text(pods or []))

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from berth_runtime.hub import HubRemote
 from berth_runtime.s3 import S3Remote
-from berth_runtime.transfer import FetchError, wanted
+from berth_runtime.transfer import FetchError, Progress, human, say, wanted
 
 SOURCE_RECORD = ".berth-source.json"
 
@@ -30,7 +30,7 @@ class Remote(Protocol):
         """The immutable revision (commit SHA, listing digest) and the file names at it."""
         ...
 
-    def download(self, filename: str, target: Path) -> int:
+    def download(self, filename: str, target: Path, progress: Progress | None = None) -> int:
         """Downloads one file at the resolved revision; returns its size."""
         ...
 
@@ -50,7 +50,7 @@ def recorded_revision(dest: Path) -> str | None:
         return None
 
 
-def fetch(source: str, revision: str | None, dest: Path, remote: Remote | None = None, log=print) -> str:
+def fetch(source: str, revision: str | None, dest: Path, remote: Remote | None = None, log=say) -> str:
     """Fetches into dest; returns the resolved revision. A completed fetch of the same revision is kept."""
     remote = remote or open_remote(source, revision)
     resolved, files = remote.resolve()
@@ -61,7 +61,7 @@ def fetch(source: str, revision: str | None, dest: Path, remote: Remote | None =
     return resolved
 
 
-def download_all(remote: Remote, resolved: str, files: list[str], dest: Path, log=print) -> None:
+def download_all(remote: Remote, resolved: str, files: list[str], dest: Path, log=say) -> None:
     """Downloads the checkpoint's files of a resolved remote into dest and records what they are."""
     chosen = sorted(f for f in files if wanted(f))
     if not any(f.endswith(".safetensors") for f in chosen):
@@ -72,12 +72,21 @@ def download_all(remote: Remote, resolved: str, files: list[str], dest: Path, lo
     dest.mkdir(parents=True, exist_ok=True)
     total = 0
     for index, filename in enumerate(chosen, 1):
-        size = remote.download(filename, dest / filename)
+        size = remote.download(filename, dest / filename, _progress_line(f"[{index}/{len(chosen)}] {filename}", log))
         total += size
-        log(f"[{index}/{len(chosen)}] {filename} ({size} bytes)")
     record = {"source": remote.source, "revision": remote.revision, "sha": resolved, "files": chosen}
     (dest / SOURCE_RECORD).write_text(json.dumps(record, indent=2))
     log(f"fetched {remote.label} ({resolved}): {len(chosen)} files, {total} bytes")
+
+
+def _progress_line(prefix: str, log) -> Progress:
+    """Progress lines, the last of which `berth status` shows while a staging Job runs."""
+
+    def report(done: int, total: int | None) -> None:
+        of = f" of {human(total)} ({100 * done // total}%)" if total else ""
+        log(f"{prefix}: {human(done)}{of}")
+
+    return report
 
 
 def main(args) -> int:  # args: argparse.Namespace from berth_runtime.cli

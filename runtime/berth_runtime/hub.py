@@ -12,7 +12,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from berth_runtime.transfer import FetchError, http_get, save
+from berth_runtime.transfer import FetchError, Progress, http_get, save
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 HINTS = {401: "check the token (HF_TOKEN)", 403: "the token has no access", 404: "no such model or revision"}
@@ -50,8 +50,8 @@ class Hub:
             info = json.load(response)
         return info["sha"], [s["rfilename"] for s in info.get("siblings", [])]
 
-    def download(self, ref: HubRef, sha: str, filename: str, target: Path) -> int:
-        return save(self._get(f"/{ref.repo}/resolve/{sha}/{urllib.parse.quote(filename)}"), target)
+    def download(self, ref: HubRef, sha: str, filename: str, target: Path, progress: Progress | None = None) -> int:
+        return save(self._get(f"/{ref.repo}/resolve/{sha}/{urllib.parse.quote(filename)}"), target, progress)
 
 
 class HubRemote:
@@ -68,5 +68,5 @@ class HubRemote:
         self.sha, files = self.hub.resolve(self.ref)
         return self.sha, files
 
-    def download(self, filename: str, target: Path) -> int:
-        return self.hub.download(self.ref, self.sha, filename, target)
+    def download(self, filename: str, target: Path, progress: Progress | None = None) -> int:
+        return self.hub.download(self.ref, self.sha, filename, target, progress)

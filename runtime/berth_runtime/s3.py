@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from berth_runtime.transfer import FetchError, http_get, save, wanted
+from berth_runtime.transfer import FetchError, Progress, http_get, save, wanted
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -134,8 +134,8 @@ class S3:
             if root.findtext(f"{NAMESPACE}IsTruncated") != "true" or not token:
                 return objects
 
-    def download(self, bucket: str, key: str, target: Path) -> int:
-        return save(self._get(f"/{_quote(bucket)}/{_quote(key, safe='/-_.~')}"), target)
+    def download(self, bucket: str, key: str, target: Path, progress: Progress | None = None) -> int:
+        return save(self._get(f"/{_quote(bucket)}/{_quote(key, safe='/-_.~')}"), target, progress)
 
 
 def listing_digest(objects: list[S3Object], prefix: str) -> str:
@@ -161,5 +161,5 @@ class S3Remote:
             )
         return digest, [o.key.removeprefix(self.prefix) for o in listed]
 
-    def download(self, filename: str, target: Path) -> int:
-        return self.s3.download(self.bucket, self.prefix + filename, target)
+    def download(self, filename: str, target: Path, progress: Progress | None = None) -> int:
+        return self.s3.download(self.bucket, self.prefix + filename, target, progress)

@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 from berth_runtime.fetch import SOURCE_RECORD, Remote, download_all, open_remote, recorded_revision
-from berth_runtime.transfer import FetchError
+from berth_runtime.transfer import FetchError, say
 
 TERMINATION_LOG = "/dev/termination-log"
 
 
-def collect_garbage(cache: Path, keep: set[str], log=print) -> list[str]:
+def collect_garbage(cache: Path, keep: set[str], log=say) -> list[str]:
     """Removes every cache entry (and partial download) whose key is not kept."""
     removed = []
     for path in sorted(cache.iterdir()):
@@ -35,7 +35,7 @@ def collect_garbage(cache: Path, keep: set[str], log=print) -> list[str]:
 
 
 def stage(
-    source: str, revision: str | None, cache: Path, key: str, keep: set[str], remote: Remote | None = None, log=print
+    source: str, revision: str | None, cache: Path, key: str, keep: set[str], remote: Remote | None = None, log=say
 ) -> dict[str, object]:
     remote = remote or open_remote(source, revision)
     cache.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,11 @@ import fnmatch
 import json
 import os
 import re
-import shutil
 import ssl
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from berth_runtime import contract
@@ -84,10 +84,37 @@ def http_get(url: str, headers: Mapping[str, str], timeout: float, hints: Mappin
         raise FetchError(f"GET {url}: {why}") from None
 
 
-def save(response, target: Path) -> int:
-    """Streams a response into target atomically (a .partial file renamed when complete)."""
+Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes if the server said)
+
+
+def save(response, target: Path, progress: Progress | None = None, every: float = 10.0) -> int:
+    """Streams a response into target atomically (a .partial file renamed when complete), reporting
+    progress at most every `every` seconds and once at the end."""
     partial = target.with_name(target.name + ".partial")
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    done, last = 0, time.monotonic()
     with response, partial.open("wb") as out:
-        shutil.copyfileobj(response, out, CHUNK)
+        while chunk := response.read(CHUNK):
+            out.write(chunk)
+            done += len(chunk)
+            if progress and time.monotonic() - last >= every:
+                progress(done, total)
+                last = time.monotonic()
     partial.replace(target)
-    return target.stat().st_size
+    if progress:
+        progress(done, total)
+    return done
+
+
+def say(line: str) -> None:
+    """Progress goes to stdout at once, so `kubectl logs` (and `berth status`) see it while it happens."""
+    print(line, flush=True)
+
+
+def human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

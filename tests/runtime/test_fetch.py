@@ -93,3 +93,19 @@ def test_the_operators_fetch_args_parse_as_the_runtime_expects() -> None:
     rendered = contract.FetchArgs(source="hf://org/tiny", revision="v1", dest="/models").argv()
     parsed = build_parser().parse_args(rendered)
     assert (parsed.command, parsed.source, parsed.revision, parsed.dest) == ("fetch", "hf://org/tiny", "v1", "/models")
+
+
+def test_progress_is_printed_while_a_file_downloads_and_when_it_is_done(tmp_path: Path) -> None:
+    """The lines `berth status` shows as a staging Job's latest progress."""
+    from berth_runtime.hub import Hub
+    from berth_runtime.transfer import save
+
+    big = {**FILES, "model-00001-of-00002.safetensors": bytes(3 << 20)}
+    with stand_in_hub({"org/tiny": StandInRepo(SHA, big)}) as hub:
+        seen: list[tuple[int, int | None]] = []
+        response = Hub(hub.url)._get(f"/org/tiny/resolve/{SHA}/model-00001-of-00002.safetensors")
+        assert save(response, tmp_path / "w.safetensors", lambda *p: seen.append(p), every=0) == 3 << 20
+        assert len(seen) > 2 and seen[-1] == (3 << 20, 3 << 20), "several reports as it goes, then the total"
+        assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+        done = run_fetch(hub.url, "hf://org/tiny", "--revision", SHA, "--dest", str(tmp_path / "dest"))
+    assert "[2/5] model-00001-of-00002.safetensors: 3.0 MiB of 3.0 MiB (100%)" in done.stdout, done.stdout

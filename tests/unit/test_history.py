@@ -117,3 +117,11 @@ def test_rollback_goes_to_the_last_succeeded_other_version_or_the_named_one() ->
     patch = views.rollback_patch(views.rollback_target(md, None))
     assert patch == {"spec": {"version": "v1", "model": {"source": "hf://o/m", "revision": "a"}, "quantization": "none",
                               "gpus": 1, "runtime": {"image": "img:1"}}}  # fmt: skip
+
+
+def test_berth_status_shows_the_stagers_latest_progress() -> None:
+    staging = {"version": "v2", "phase": "Staging", "message": "staging weights with Job m-stage-1"}
+    md = {"metadata": {"name": "m", "namespace": "ml"}, "status": {"staging": staging}}
+    text = views.status_text(md, [], "[2/5] model-00001-of-00004.safetensors: 1.2 GiB of 4.9 GiB (24%)")
+    assert "  staging: version v2 Staging: staging weights with Job m-stage-1\n    latest: [2/5] model-00001" in text
+    assert "latest" not in views.status_text(md, [])

@@ -110,3 +110,16 @@ def test_staging_is_read_from_the_job_and_the_stagers_termination_message() -> N
     assert "delete Job tiny-stage-abc" in failed.message
     hold = staging_hold(failed)
     assert hold.problem.reason == "StagingFailed" and not hold.progressing
+
+
+def test_a_release_whose_job_is_not_created_yet_is_held_as_staging() -> None:
+    """A pod event handled between the spec change and the Job's creation must not start the new release."""
+    md = md_of(model=HF, version="v2")
+    staging = read_staging(md, None, [])
+    assert (staging.phase, staging.key, staging.job) == (
+        "Staging",
+        cache_key(md.spec.model),
+        f"tiny-stage-{staging.key[:12]}",
+    )
+    step = staging_hold(staging)
+    assert step.hold and step.strategy is None and step.reason == "Staging"
