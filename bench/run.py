@@ -45,9 +45,9 @@ def prompts_for(concurrency: int, seed: int) -> list[list[int]]:
     return [[rng.randrange(300, 32000) for _ in range(PROMPT)] for _ in range(requests_for(concurrency))]
 
 
-def start_server(port: int, max_batch: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, max_batch: int, *extra: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "berth_runtime.cli", "serve", "--model", "demo", "--dtype", "float32",
-               "--port", str(port), "--max-batch-size", str(max_batch), "--max-queue", "4096"]  # fmt: skip
+               "--port", str(port), "--max-batch-size", str(max_batch), "--max-queue", "4096", *extra]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import urllib.request
 

@@ -6,6 +6,9 @@ import argparse
 
 from berth_runtime import contract
 
+# Off by default: on a CPU, where a prefill piece costs many decode steps, pieces raised the p99
+# inter-token latency rather than lowering it (docs/benchmarks.md); a GPU run is to decide its default there.
+PREFILL_CHUNK = 0
 REVISION_HELP = "hf://: commit SHA or tag (required); s3://: the listing digest to insist on (optional)"
 
 
@@ -24,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch-size", type=int, default=32)
     serve.add_argument("--max-model-len", type=int, help="default: the model's own limit")
     serve.add_argument("--max-queue", type=int, default=256, help="waiting requests before 429s")
+    serve.add_argument(
+        "--prefill-chunk", type=int, default=PREFILL_CHUNK,
+        help="a longer prompt arriving while others decode goes in pieces of this many tokens (0: off)",
+    )  # fmt: skip
     serve.add_argument("--drain-timeout", type=float, default=60, help="seconds SIGTERM waits for in-flight work")
     serve.add_argument("--api-key-file", help="require this key as a Bearer token (else BERTH_API_KEY, if set)")
     serve.add_argument("--self-test-prompt", help="a golden prompt that must produce output before /ready")

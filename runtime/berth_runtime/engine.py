@@ -102,14 +102,19 @@ class Engine:
         max_queue: int = 256,
         prefill_token_budget: int = 4096,
         dispatch: Dispatch = deliver_here,
+        prefill_chunk: int = 0,
     ) -> None:
         """dispatch receives each step's events at once: the server hands them to its event loop in
-        one wake-up per step rather than one per token."""
+        one wake-up per step rather than one per token. prefill_chunk > 0: a prompt longer than that,
+        arriving while others decode, goes in pieces of that many tokens, one piece per step, so no
+        decode step waits for a whole long prefill (0: whole prompts only)."""
         self.runner = runner
         self.eos = eos_token_ids
         self.max_batch = min(max_batch_size, runner.cache.slots)
         self.max_queue = max_queue
         self.prefill_budget = prefill_token_budget
+        self.prefill_chunk = prefill_chunk
+        self._prefilling: _Sequence | None = None  # a long prompt going in pieces, in slot len(running)
         self.max_len = runner.cache.max_len
         self._waiting: deque[GenerationRequest] = deque()
         self._running: list[_Sequence] = []
@@ -141,13 +146,16 @@ class Engine:
 
     def idle(self) -> bool:
         with self._cond:
-            return not self._waiting and not self._running
+            return not self._busy()
+
+    def _busy(self) -> bool:
+        return bool(self._waiting or self._running or self._prefilling)
 
     def abort_all(self) -> None:
         with self._cond:
             for request in self._waiting:
                 request.cancelled = True
-            for sequence in self._running:
+            for sequence in [*self._running, *([self._prefilling] if self._prefilling else [])]:
                 sequence.request.cancelled = True
             self._cond.notify()
 
@@ -161,9 +169,9 @@ class Engine:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._waiting and not self._running and not self._stopping:
+                while not self._busy() and not self._stopping:
                     self._cond.wait(timeout=1.0)
-                if self._stopping and not self._running and not self._waiting:
+                if self._stopping and not self._running and not self._prefilling and not self._waiting:
                     return
                 admitted = self._take_admissions()
             try:
@@ -171,6 +179,8 @@ class Engine:
                 for group in prefill_groups(admitted):
                     self._prefill(group)
                     self._flush()  # first tokens go out now, not after the other prefills
+                if self._prefilling:
+                    self._prefill_piece()
                 if self._running:
                     self._decode_step()
             except Exception as error:  # a bug, not a client mistake: fail what is in flight, keep serving
@@ -191,7 +201,14 @@ class Engine:
     def _take_admissions(self) -> list[GenerationRequest]:
         admitted: list[GenerationRequest] = []
         budget = self.prefill_budget
+        if self._prefilling:  # one long prompt at a time; the rest wait for it
+            return admitted
         while self._waiting and len(self._running) + len(admitted) < self.max_batch:
+            long_prompt = self.prefill_chunk and len(self._waiting[0].prompt) > self.prefill_chunk
+            if long_prompt and (self._running or admitted):
+                if not admitted:  # it takes slot len(running), which this step's admissions would need
+                    self._start_in_pieces(self._waiting.popleft())
+                break
             if admitted and len(self._waiting[0].prompt) > budget:
                 break
             request = self._waiting.popleft()
@@ -226,6 +243,30 @@ class Engine:
             sequence.length = len(sequence.request.prompt)
             metrics.PROMPT_TOKENS.inc(sequence.length)
             self._emit(sequence, logits[row], self._choose(sequence, logits[row]))
+
+    def _start_in_pieces(self, request: GenerationRequest) -> None:
+        metrics.QUEUE_TIME.observe(time.monotonic() - request.arrival)
+        generator = make_generator(request.params)
+        self._prefilling = _Sequence(request, slot=len(self._running), generator=generator)
+
+    def _prefill_piece(self) -> None:
+        """The next piece of the long prompt; when it is the last, the sequence joins the decode batch."""
+        sequence = self._prefilling
+        assert sequence is not None
+        prompt = sequence.request.prompt
+        if sequence.request.cancelled:
+            self._prefilling = None
+            self._send(sequence.request, Finished("abort", len(prompt), 0))
+            return
+        piece = prompt[sequence.length : sequence.length + self.prefill_chunk]
+        logits = self.runner.prefill_chunk(sequence.slot, piece, sequence.length)
+        sequence.length += len(piece)
+        if sequence.length < len(prompt):
+            return
+        self._prefilling = None
+        self._running.append(sequence)  # its slot is len(running): _finish keeps it there
+        metrics.PROMPT_TOKENS.inc(len(prompt))
+        self._emit(sequence, logits, self._choose(sequence, logits))
 
     def _decode_step(self) -> None:
         running = self._running
@@ -279,6 +320,9 @@ class Engine:
                 last.slot = sequence.slot
                 running[sequence.slot] = last
             running.pop()
+            if self._prefilling is not None:  # the long prompt's slot follows the batch down
+                self.runner.cache.move(self._prefilling.slot, len(running), self._prefilling.length)
+                self._prefilling.slot = len(running)
         request = sequence.request
         metrics.E2E.observe(time.monotonic() - request.arrival)
         metrics.SUCCESS.labels(reason).inc()

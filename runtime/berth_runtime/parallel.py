@@ -23,7 +23,7 @@ from berth_runtime.errors import LoadError
 from berth_runtime.runner import ModelRunner, Shape, shape_of
 
 log = logging.getLogger("berth.parallel")
-PREFILL, DECODE, MOVE, STOP = 1, 2, 3, 4
+PREFILL, DECODE, MOVE, STOP, CHUNK = 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,11 @@ def _worker(rank: int, world: int, address: str, args: LoadArgs) -> None:
         if op == MOVE:
             runner.cache.move(a, b, n)
             continue
+        if op == CHUNK:  # a: slot, b: start
+            tokens = torch.empty(n, dtype=torch.long)
+            _send(tokens)
+            runner.prefill_chunk(a, tokens.tolist(), b)
+            continue
         if op == PREFILL:
             slots, lengths = torch.empty(a, dtype=torch.long), torch.empty(a, dtype=torch.long)
             tokens = torch.empty(n, dtype=torch.long)
@@ -182,6 +187,10 @@ class TensorParallelRunner:
         _send(torch.tensor([PREFILL, len(prompts), 0, len(flat)]), torch.tensor(slots),
               torch.tensor([len(p) for p in prompts]), torch.tensor(flat, dtype=torch.long))  # fmt: skip
         return self.local.prefill(slots, prompts)
+
+    def prefill_chunk(self, slot: int, tokens: list[int], start: int) -> torch.Tensor:
+        _send(torch.tensor([CHUNK, slot, start, len(tokens)]), torch.tensor(tokens, dtype=torch.long))
+        return self.local.prefill_chunk(slot, tokens, start)
 
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         _send(torch.tensor([DECODE, 0, 0, tokens.shape[0]]), tokens.cpu(), positions.cpu())

@@ -80,6 +80,11 @@ class ModelRunner:
             q, k = attn.q_norm(q), attn.k_norm(k)
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
+    def _rest_of_layer(self, layer: Any, residual: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """Output projection and MLP, each with its residual (and the ranks' all-reduce)."""
+        hidden = residual + self.reduce(layer.self_attn.o_proj(attended))
+        return hidden + self.reduce(layer.mlp(layer.post_attention_layernorm(hidden)))
+
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.skip_logits:
             return hidden
@@ -109,11 +114,32 @@ class ModelRunner:
                 self.cache.k[index, slot, :, :length] = k[row, :, :length]
                 self.cache.v[index, slot, :, :length] = v[row, :, :length]
             out = F.scaled_dot_product_attention(q, k, v, is_causal=width > 1, scale=self.scaling, enable_gqa=True)
-            out = out.transpose(1, 2).reshape(len(prompts), width, -1)
-            hidden = residual + self.reduce(layer.self_attn.o_proj(out))
-            hidden = hidden + self.reduce(layer.mlp(layer.post_attention_layernorm(hidden)))
+            hidden = self._rest_of_layer(layer, residual, out.transpose(1, 2).reshape(len(prompts), width, -1))
         last = hidden[torch.arange(len(prompts), device=self.device), torch.tensor(lengths, device=self.device) - 1]
         return self._logits(last)
+
+    @torch.inference_mode()
+    def prefill_chunk(self, slot: int, tokens: list[int], start: int) -> torch.Tensor:
+        """A piece of one prompt at positions start.., attending to what the slot's cache already holds,
+        so a long prompt can go in between decode steps. Returns the last token's next-token logits."""
+        end = start + len(tokens)
+        positions = torch.arange(start, end, device=self.device)
+        # Causal across pieces: the token at position p sees cache positions 0..p.
+        allowed = torch.arange(end, device=self.device)[None] <= positions[:, None]
+        hidden = self.embed(torch.tensor([tokens], device=self.device))
+        cos, sin = self.rotary(hidden, positions[None])
+        for index, layer in enumerate(self.layers):
+            residual = hidden
+            q, k, v = self._qkv(layer, layer.input_layernorm(hidden))
+            q, k = self.apply_rotary(q, k, cos, sin)
+            self.cache.k[index, slot, :, start:end] = k[0]
+            self.cache.v[index, slot, :, start:end] = v[0]
+            keys, values = self.cache.k[index, slot, :, :end][None], self.cache.v[index, slot, :, :end][None]
+            out = F.scaled_dot_product_attention(
+                q, keys, values, attn_mask=allowed, scale=self.scaling, enable_gqa=True
+            )
+            hidden = self._rest_of_layer(layer, residual, out.transpose(1, 2).reshape(1, len(tokens), -1))
+        return self._logits(hidden[:, -1])[0]
 
     @torch.inference_mode()
     def decode(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -134,8 +160,7 @@ class ModelRunner:
             keys = self.cache.k[index, :batch, :, :span]
             values = self.cache.v[index, :batch, :, :span]
             out = self._decode_attention(q, keys, values, hidden_mask)
-            hidden = residual + self.reduce(layer.self_attn.o_proj(out.reshape(batch, 1, -1)))
-            hidden = hidden + self.reduce(layer.mlp(layer.post_attention_layernorm(hidden)))
+            hidden = self._rest_of_layer(layer, residual, out.reshape(batch, 1, -1))
         return self._logits(hidden[:, 0])
 
     def _decode_attention(

@@ -64,8 +64,8 @@ async def serve(args: argparse.Namespace) -> int:
     metrics.WEIGHT_BYTES.set(loaded.weight_bytes)
     log.info("Loaded %s: %s, quantization %s, %.1f MB of weights", loaded.path, loaded.dtype,
              loaded.quantization, loaded.weight_bytes / 1e6)  # fmt: skip
-    engine = Engine(runner, loaded.eos_token_ids, args.max_batch_size,
-                    args.max_queue, dispatch=loop_dispatch(asyncio.get_running_loop()))  # fmt: skip
+    engine = Engine(runner, loaded.eos_token_ids, args.max_batch_size, args.max_queue,
+                    dispatch=loop_dispatch(asyncio.get_running_loop()), prefill_chunk=args.prefill_chunk)  # fmt: skip
     engine.start()
     state.engine = engine
     api = OpenAIApi(engine, model_info(args.served_model_name or args.model, loaded.tokenizer, loaded.max_model_len))

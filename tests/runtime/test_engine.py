@@ -95,6 +95,49 @@ def test_eos_stops_unless_ignored(engine: Engine, demo_model) -> None:
     assert eos in demo_model.eos_token_ids
 
 
+def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_generate(demo_model) -> None:
+    """Prompts of 150 and 90 tokens join, in pieces of 32, a batch that is decoding; a short request
+    finishes while a long prompt is still going in (its cache slot follows the batch down); another
+    waits for it. Every request gets exactly generate()'s tokens."""
+    rng = random.Random(11)
+    engine = Engine(ModelRunner(demo_model, slots=4), demo_model.eos_token_ids, max_batch_size=4, prefill_chunk=32)
+    engine.start()
+    try:
+        jobs = [(random_prompt(rng, 6), 40), (random_prompt(rng, 9), 3), (random_prompt(rng, 150), 12),
+                (random_prompt(rng, 90), 10), (random_prompt(rng, 5), 6)]  # fmt: skip
+        results: list[tuple[list[int], Finished] | None] = [None] * len(jobs)
+        done = threading.Semaphore(0)
+
+        def sink(index: int):
+            tokens: list[int] = []
+
+            def receive(event) -> None:
+                if isinstance(event, Token):
+                    tokens.append(event.token)
+                else:
+                    results[index] = (tokens, event)
+                    done.release()
+
+            return receive
+
+        def submit(index: int) -> None:
+            prompt, n = jobs[index]
+            params = SamplingParams(max_tokens=n, temperature=0, ignore_eos=True)
+            engine.submit(GenerationRequest(f"p{index}", prompt, params, sink(index)))
+
+        submit(0)
+        submit(1)
+        wait_for(lambda: engine._running, 30, "the short requests decoding")
+        for index in (2, 3, 4):
+            submit(index)
+        for _ in jobs:
+            assert done.acquire(timeout=120)
+    finally:
+        engine.stop()
+    for (prompt, n), result in zip(jobs, results, strict=True):
+        assert result is not None and result[0] == generate_reference(demo_model.model, prompt, n)
+
+
 def test_cancelled_request_frees_its_slot(engine: Engine) -> None:
     events: list = []
     request = GenerationRequest(

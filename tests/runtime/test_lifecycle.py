@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -146,8 +148,19 @@ def test_tensor_parallel_over_two_cpu_ranks_gives_the_same_tokens(tmp_path: Path
     output equals the single-device server's (the multi-GPU path, exercised on CPU)."""
     body = {"prompt": "Tensor parallel", "max_tokens": 24, "temperature": 0, "ignore_eos": True}
     expected = demo_server.post("/v1/completions", body)[1]["choices"][0]["text"]
-    runtime = server(tmp_path, "--tensor-parallel-size", "2").start()
+    # A long prompt while the first request decodes goes in pieces, mirrored on the other rank too.
+    long_body = {**body, "prompt": " ".join(["parallel ranks"] * 40), "max_tokens": 8}
+    long_expected = demo_server.post("/v1/completions", long_body)[1]["choices"][0]["text"]
+    first_body = {**body, "max_tokens": 48}
+    first_expected = demo_server.post("/v1/completions", first_body)[1]["choices"][0]["text"]
+    runtime = server(tmp_path, "--tensor-parallel-size", "2", "--prefill-chunk", "16").start()
     try:
         assert runtime.post("/v1/completions", body)[1]["choices"][0]["text"] == expected
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(runtime.post, "/v1/completions", first_body)
+            time.sleep(0.3)
+            second = pool.submit(runtime.post, "/v1/completions", long_body)
+            assert first.result()[1]["choices"][0]["text"] == first_expected
+            assert second.result()[1]["choices"][0]["text"] == long_expected
     finally:
         assert runtime.stop() == 0
