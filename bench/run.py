@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import random
 import statistics
@@ -45,10 +46,11 @@ def prompts_for(concurrency: int, seed: int) -> list[list[int]]:
     return [[rng.randrange(300, 32000) for _ in range(PROMPT)] for _ in range(requests_for(concurrency))]
 
 
-def start_server(port: int, max_batch: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_server(port: int, max_batch: int, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "berth_runtime.cli", "serve", "--model", "demo", "--dtype", "float32",
                "--port", str(port), "--max-batch-size", str(max_batch), "--max-queue", "4096", *extra]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    environment = {**os.environ, **(env or {})}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
     import urllib.request
 
     for _ in range(600):

@@ -2,9 +2,10 @@
 or for every running sequence at once (decode).
 
 It calls the loaded transformers model's own modules (projections, norms, MLP, rotary embedding), so
-weights, quantized layers and numerics are the library's; what it adds is the cache layout that lets
-sequences join and leave the batch at every step. Running sequences occupy cache slots 0..B-1, so a
-decode step reads a view of the cache, never a copy.
+weights and quantized layers are the library's (on CPU its linear layers run through oneDNN:
+berth_runtime.cpu_kernels); what it adds is the cache layout that lets sequences join and leave the
+batch at every step. Running sequences occupy cache slots 0..B-1, so a decode step reads a view of
+the cache, never a copy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from berth_runtime.cpu_kernels import use_onednn_linears
 from berth_runtime.loader import LoadedModel
 
 
@@ -54,7 +56,10 @@ class ModelRunner:
         """shape and reduce are for a tensor-parallel rank (berth_runtime.parallel): its share of the
         heads, and the all-reduce that sums the ranks' partial outputs."""
         model = loaded.model
+        self.loaded = loaded
         self.device = loaded.device
+        if self.device.type == "cpu":
+            use_onednn_linears(model)  # twice MKL's rate on AMD CPUs (berth_runtime.cpu_kernels)
         self.shape = shape or shape_of(model.config)
         self.reduce = reduce or (lambda x: x)
         self.skip_logits = False  # a tensor-parallel worker: rank 0 alone computes logits
@@ -68,8 +73,6 @@ class ModelRunner:
         # Quantized CPU layers compute in float32; the cache holds what the attention produces.
         self.act_dtype = self.embed.weight.dtype
         self.cache = KVCache(self.shape, slots, loaded.max_model_len, self.act_dtype, self.device)
-        plain_head = type(self.lm_head) is torch.nn.Linear and self.lm_head.bias is None
-        self.lm_head_weight = self.lm_head.weight if plain_head and self.device.type == "cpu" else None
 
     def _qkv(self, layer: Any, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         attn = layer.self_attn
@@ -88,12 +91,7 @@ class ModelRunner:
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.skip_logits:
             return hidden
-        normed = self.norm(hidden)
-        if self.lm_head_weight is not None and normed.shape[0] > 1:
-            # W @ x^T, transposed back, runs the vocabulary projection faster than x @ W^T for a few
-            # rows on CPU (docs/benchmarks.md).
-            return torch.matmul(self.lm_head_weight, normed.t()).t().float()
-        return self.lm_head(normed).float()
+        return self.lm_head(self.norm(hidden)).float()
 
     @torch.inference_mode()
     def prefill(self, slots: list[int], prompts: list[list[int]]) -> torch.Tensor:

@@ -20,3 +20,13 @@ def demo_model():
     from berth_runtime.loader import load
 
     return load("demo", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def transformers_model():
+    """The demo model loaded once more and never given to a runner (the runner swaps CPU linear
+    layers for oneDNN ones): the reference for greedy equality is transformers' own generate() on
+    torch's default kernels."""
+    from berth_runtime.loader import load
+
+    return load("demo", dtype="float32").model

@@ -53,21 +53,21 @@ def random_prompt(rng: random.Random, length: int) -> list[int]:
     return [1] + [rng.randrange(3, 32000) for _ in range(length - 1)]
 
 
-def test_greedy_alone_matches_generate(engine: Engine, demo_model) -> None:
+def test_greedy_alone_matches_generate(engine: Engine, demo_model, transformers_model) -> None:
     prompt = demo_model.tokenizer("The quick brown fox")["input_ids"]
     ((tokens, finished),) = run(engine, [(prompt, SamplingParams(max_tokens=24, temperature=0, ignore_eos=True))])
-    assert tokens == generate_reference(demo_model.model, prompt, 24)
+    assert tokens == generate_reference(transformers_model, prompt, 24)
     assert (finished.reason, finished.completion_tokens) == ("length", 24)
 
 
-def test_greedy_mixed_with_concurrent_requests_matches_generate(engine: Engine, demo_model) -> None:
+def test_greedy_mixed_with_concurrent_requests_matches_generate(engine: Engine, demo_model, transformers_model) -> None:
     """Ten requests of lengths 3..160 and outputs 4..40 tokens, more than the 8 slots: they join and
     leave the batch at different steps, and each still gets exactly generate()'s tokens."""
     rng = random.Random(7)
     jobs = [(random_prompt(rng, rng.choice([3, 17, 64, 160])), rng.choice([4, 12, 40])) for _ in range(10)]
     results = run(engine, [(p, SamplingParams(max_tokens=n, temperature=0, ignore_eos=True)) for p, n in jobs])
     for (prompt, n), (tokens, _) in zip(jobs, results, strict=True):
-        assert tokens == generate_reference(demo_model.model, prompt, n)
+        assert tokens == generate_reference(transformers_model, prompt, n)
 
 
 def test_seeded_sampling_is_reproducible_whatever_else_runs(engine: Engine) -> None:
@@ -84,18 +84,20 @@ def test_seeded_sampling_is_reproducible_whatever_else_runs(engine: Engine) -> N
     assert other != alone
 
 
-def test_eos_stops_unless_ignored(engine: Engine, demo_model) -> None:
+def test_eos_stops_unless_ignored(engine: Engine, demo_model, transformers_model) -> None:
     eos = next(iter(demo_model.eos_token_ids))
     prompt = [1, 5, 6, 7]
     stop_params = SamplingParams(
-        max_tokens=8, temperature=0, stop_token_ids=frozenset({generate_reference(demo_model.model, prompt, 1)[0]})
+        max_tokens=8, temperature=0, stop_token_ids=frozenset({generate_reference(transformers_model, prompt, 1)[0]})
     )
     ((tokens, finished),) = run(engine, [(prompt, stop_params)])
     assert finished.reason == "stop" and len(tokens) == 1
     assert eos in demo_model.eos_token_ids
 
 
-def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_generate(demo_model) -> None:
+def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_generate(
+    demo_model, transformers_model
+) -> None:
     """Prompts of 150 and 90 tokens join, in pieces of 32, a batch that is decoding; a short request
     finishes while a long prompt is still going in (its cache slot follows the batch down); another
     waits for it. Every request gets exactly generate()'s tokens."""
@@ -103,10 +105,10 @@ def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_
     engine = Engine(ModelRunner(demo_model, slots=4), demo_model.eos_token_ids, max_batch_size=4, prefill_chunk=32)
     engine.start()
     try:
-        jobs = [(random_prompt(rng, 6), 40), (random_prompt(rng, 9), 3), (random_prompt(rng, 150), 12),
+        jobs = [(random_prompt(rng, 6), 120), (random_prompt(rng, 9), 3), (random_prompt(rng, 150), 12),
                 (random_prompt(rng, 90), 10), (random_prompt(rng, 5), 6)]  # fmt: skip
         results: list[tuple[list[int], Finished] | None] = [None] * len(jobs)
-        done = threading.Semaphore(0)
+        done, decoding = threading.Semaphore(0), threading.Event()
 
         def sink(index: int):
             tokens: list[int] = []
@@ -114,6 +116,7 @@ def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_
             def receive(event) -> None:
                 if isinstance(event, Token):
                     tokens.append(event.token)
+                    decoding.set()
                 else:
                     results[index] = (tokens, event)
                     done.release()
@@ -127,7 +130,7 @@ def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_
 
         submit(0)
         submit(1)
-        wait_for(lambda: engine._running, 30, "the short requests decoding")
+        assert decoding.wait(30), "the short requests never started decoding"
         for index in (2, 3, 4):
             submit(index)
         for _ in jobs:
@@ -135,7 +138,7 @@ def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_
     finally:
         engine.stop()
     for (prompt, n), result in zip(jobs, results, strict=True):
-        assert result is not None and result[0] == generate_reference(demo_model.model, prompt, n)
+        assert result is not None and result[0] == generate_reference(transformers_model, prompt, n)
 
 
 def test_cancelled_request_frees_its_slot(engine: Engine) -> None:
@@ -150,7 +153,9 @@ def test_cancelled_request_frees_its_slot(engine: Engine) -> None:
     assert events[-1].reason == "abort" and engine.idle()
 
 
-def test_prompts_of_similar_length_prefill_together_padded_and_still_match_generate(engine: Engine, demo_model) -> None:
+def test_prompts_of_similar_length_prefill_together_padded_and_still_match_generate(
+    engine: Engine, demo_model, transformers_model
+) -> None:
     rng = random.Random(11)
     prompts = [random_prompt(rng, n) for n in (40, 44, 48, 7)]
     groups = prefill_groups(
@@ -159,10 +164,10 @@ def test_prompts_of_similar_length_prefill_together_padded_and_still_match_gener
     assert sorted(len(g) for g in groups) == [1, 3], "the three similar prompts share one padded forward"
     results = run(engine, [(p, SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)) for p in prompts])
     for prompt, (tokens, _) in zip(prompts, results, strict=True):
-        assert tokens == generate_reference(demo_model.model, prompt, 12)
+        assert tokens == generate_reference(transformers_model, prompt, 12)
 
 
-def test_every_token_reaches_a_streamed_chunk_with_its_logprob(demo_model) -> None:
+def test_every_token_reaches_a_streamed_chunk_with_its_logprob(demo_model, transformers_model) -> None:
     """Tokens that release no text (here the end-of-sequence token) still reach the client: a stream writes
     only pieces with text or a finish reason, so they must ride with one of those."""
     import asyncio
@@ -170,7 +175,7 @@ def test_every_token_reaches_a_streamed_chunk_with_its_logprob(demo_model) -> No
     from berth_runtime.generation import Choice, loop_dispatch
 
     prompt = demo_model.tokenizer("The quick brown fox")["input_ids"]
-    third = generate_reference(demo_model.model, prompt, 3)[2]
+    third = generate_reference(transformers_model, prompt, 3)[2]
     # The same model, as if its config named the third greedy token end-of-sequence.
     runner = ModelRunner(demo_model, slots=2)
 
