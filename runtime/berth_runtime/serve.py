@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -16,6 +20,7 @@ from berth_runtime.errors import LoadError
 from berth_runtime.server import SelfTest, ServerState, build_app, install_drain, model_info, run_self_test
 
 log = logging.getLogger("berth.serve")
+T = TypeVar("T")
 
 
 def api_key(args: argparse.Namespace) -> str | None:
@@ -30,6 +35,31 @@ def device_of(args: argparse.Namespace) -> str:
     if args.device != "auto":
         return args.device
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+async def in_passing_thread(function: Callable[[], T]) -> T:
+    """Runs function in a thread of its own that ends with it. OpenMP keeps a pool of workers for each
+    thread that ever computed in parallel; once the pools' threads outnumber the cores, libgomp stops
+    spinning between parallel regions, and every torch op of the engine thread pays a wake-up: on the
+    2-core benchmark machine a pooled loading thread (asyncio.to_thread) made decoding 1.5-2x slower
+    (docs/benchmarks.md). So loading computes in a thread that goes away, and the engine thread is the
+    only one left computing."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            outcome = functools.partial(future.set_result, function())
+        except BaseException as error:  # handed to the awaiting coroutine
+            outcome = functools.partial(future.set_exception, error)
+        loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=run, name="berth-load", daemon=True).start()
+    return await future
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -49,13 +79,16 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         if args.tensor_parallel_size > 1:
             load_args = LoadArgs(args.model, args.dtype, args.quantization, args.max_model_len, args.max_batch_size)
-            runner = await asyncio.to_thread(TensorParallelRunner, load_args, args.tensor_parallel_size, state.progress)
-            loaded = runner.loaded
-        else:
-            loaded = await asyncio.to_thread(
-                load, args.model, device_of(args), args.dtype, args.quantization, args.max_model_len, state.progress
+            runner = await in_passing_thread(
+                lambda: TensorParallelRunner(load_args, args.tensor_parallel_size, state.progress)
             )
-            runner = ModelRunner(loaded, args.max_batch_size)
+        else:
+            device = device_of(args)
+            runner = await in_passing_thread(lambda: ModelRunner(
+                load(args.model, device, args.dtype, args.quantization, args.max_model_len, state.progress),
+                args.max_batch_size,
+            ))  # fmt: skip
+        loaded = runner.loaded
     except LoadError as error:
         state.progress.set("failed", str(error))
         log.error("Cannot serve %s: %s", args.model, error)
