@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the local test control plane from Go modules into ~/.cache/berth/<versions>/bin:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (version-stamped), etcd, etcdctl,
-# kwok and kwokctl; and helm (for the chart's tests) into ~/.cache/berth/helm-<version>/bin. Idempotent: a group whose binaries exist and answer with the pinned version is
-# only checked, so a warm run takes a second.
+# kwok and kwokctl; helm (for the chart's tests) into ~/.cache/berth/helm-<version>/bin; and Flux's
+# source-controller and helm-controller with their CRDs (for the GitOps test) into ~/.cache/berth/flux_<versions>/.
+# Idempotent: a group whose binaries exist and answer with the pinned version is only checked, so a warm
+# run takes a second.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -78,6 +80,40 @@ build_helm() {
     "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 }
 
+# Flux's controllers pin some dependencies with replace directives, which `go install pkg@version` refuses:
+# each is built from a small wrapper module repeating them. The controller's own go.sum comes along, since
+# the checksum database does not serve every pseudo-version they pin.
+build_flux_controller() { # build_flux_controller NAME VERSION GO.MOD-REPLACE-LINES...
+  local name=$1 version=$2 dir="$FLUX_DIR/src/$1"
+  shift 2
+  if [ -x "$FLUX_DIR/bin/$name" ]; then
+    log "flux $name $version: up to date"
+    return
+  fi
+  log "flux $name $version: building"
+  mkdir -p "$dir" "$FLUX_DIR/bin" "$FLUX_DIR/crds"
+  { printf 'module berth.dev/hack/flux-%s\n\ngo 1.25.0\n\n' "$name"; printf '%s\n' "$@"; } >"$dir/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/fluxcd/%s"\n' "$name" >"$dir/tools.go"
+  (
+    cd "$dir"
+    go mod download "github.com/fluxcd/$name@$version"
+    install -m 644 "$GOMODCACHE/github.com/fluxcd/$name@$version/go.sum" go.sum
+    go get "github.com/fluxcd/$name@$version"
+    go build -trimpath -ldflags "-s -w" -o "$FLUX_DIR/bin/$name.partial" "github.com/fluxcd/$name"
+  )
+  install -m 644 "$GOMODCACHE/github.com/fluxcd/$name@$version"/config/crd/bases/*.yaml "$FLUX_DIR/crds/"
+  mv "$FLUX_DIR/bin/$name.partial" "$FLUX_DIR/bin/$name"
+}
+
+build_flux() {
+  build_flux_controller source-controller "$FLUX_SOURCE_CONTROLLER_VERSION" \
+    "replace github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.20220411205349-bde1400a84be"
+  build_flux_controller helm-controller "$FLUX_HELM_CONTROLLER_VERSION" \
+    "replace github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.20231025023718-d50d2fec9c98" \
+    "replace sigs.k8s.io/kustomize/api => sigs.k8s.io/kustomize/api v0.20.1" \
+    "replace sigs.k8s.io/kustomize/kyaml => sigs.k8s.io/kustomize/kyaml v0.20.1"
+}
+
 start=$SECONDS
 if [ "${1:-}" = helm ]; then  # only helm: enough for the chart's cluster-free tests
   build_helm
@@ -87,4 +123,5 @@ build_etcd
 build_kwok
 build_kubernetes
 build_helm
-log "control plane binaries ready in $CONTROLPLANE_BIN, helm in $HELM_BIN ($((SECONDS - start)) s)"
+build_flux
+log "control plane binaries ready in $CONTROLPLANE_BIN, helm in $HELM_BIN, flux in $FLUX_DIR ($((SECONDS - start)) s)"

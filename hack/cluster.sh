@@ -103,7 +103,8 @@ case "${1:-}" in
   status) running ;;
   bin) echo "$CONTROLPLANE_BIN" ;;
   helm) echo "$HELM_BIN/helm" ;;
+  flux) echo "$FLUX_DIR" ;;
   show) show ;;
   config) write_config ;;
-  *) echo "usage: $0 up|down|kubeconfig|status|bin|helm|show|config" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|kubeconfig|status|bin|helm|flux|show|config" >&2; exit 2 ;;
 esac

@@ -1,0 +1,142 @@
+"""Flux installs the chart the way docs/install.md tells a new user to. Flux's own source-controller and
+helm-controller (built from their Go modules by hack/build-controlplane.sh) run against the local
+control plane; examples/flux/helmrelease.yaml is applied as written except where this machine differs:
+its HelmRepository points at a chart repository served on loopback (no registry is reachable here) and
+the ServiceMonitor is off (no Prometheus Operator CRDs). The HelmRelease becomes Ready with the operator
+and the CRD installed; deleting it uninstalls the release and keeps the CRD."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from http.server import SimpleHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.cluster import REPO_ROOT, Cluster, cluster_script, wait_for
+from tests.support.helm import CHART, helm
+from tests.support.loopback import serve_on_loopback
+from tests.support.operator import free_port, get_json
+
+pytestmark = pytest.mark.cluster
+EXAMPLE = REPO_ROOT / "examples" / "flux" / "helmrelease.yaml"
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def chart_repository(workdir: Path) -> Iterator[str]:
+    """The chart packaged and indexed as `helm repo index` does, served over HTTP on loopback."""
+    workdir.mkdir()
+    helm("package", str(CHART), "-d", str(workdir))
+    with serve_on_loopback(functools.partial(QuietFiles, directory=str(workdir))) as url:  # type: ignore[arg-type]
+        helm("repo", "index", str(workdir), "--url", url)
+        yield url
+
+
+@contextmanager
+def flux_controllers(cluster: Cluster, workdir: Path) -> Iterator[None]:
+    flux = Path(cluster_script("flux"))
+    cluster.kubectl("apply", "--server-side", "-f", str(flux / "crds"))
+    cluster.kubectl("create", "namespace", "flux-system", check=False)
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "RUNTIME_NAMESPACE": "flux-system"}
+    storage = f"127.0.0.1:{free_port()}"
+    (workdir / "artifacts").mkdir()
+    artifacts = f"--storage-path={workdir / 'artifacts'}"
+    commands = {
+        "source-controller": [artifacts, f"--storage-addr={storage}", f"--storage-adv-addr={storage}"],
+        "helm-controller": [],
+    }
+    with ExitStack() as stack:
+        for name, args in commands.items():
+            log = stack.enter_context((workdir / f"{name}.log").open("wb"))
+            health = free_port()
+            process = subprocess.Popen(
+                [str(flux / "bin" / name), *args, "--enable-leader-election=false", "--watch-all-namespaces=true",
+                 f"--metrics-addr=127.0.0.1:{free_port()}", f"--health-addr=127.0.0.1:{health}"],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+            stack.callback(stop, process)
+            wait_for(functools.partial(answers, process, health, name), 60, f"{name} healthy")
+        try:
+            yield
+        except BaseException:
+            for name in commands:  # shown with the failure
+                print(f"--- {name} ---\n" + (workdir / f"{name}.log").read_text(errors="replace")[-4000:])
+            raise
+
+
+def answers(process: subprocess.Popen[bytes], port: int, name: str) -> bool:
+    if process.poll() is not None:
+        raise AssertionError(f"{name} exited with {process.returncode}")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def example_for_this_machine(repository_url: str, namespace: str) -> list[dict]:
+    docs = {d["kind"]: d for d in yaml.safe_load_all(EXAMPLE.read_text())}
+    repository, release = docs["HelmRepository"], docs["HelmRelease"]
+    repository["spec"] = {"url": repository_url, "interval": repository["spec"]["interval"]}  # HTTP, not OCI
+    release["spec"]["values"]["rbac"]["namespaces"] = [namespace]
+    release["spec"]["values"]["metrics"]["serviceMonitor"]["enabled"] = False
+    return [repository, release]
+
+
+def ready(cluster: Cluster) -> dict | None:
+    release = get_json(cluster, "helmrelease", "berth", "-n", "flux-system")
+    conditions = {c["type"]: c for c in release.get("status", {}).get("conditions", [])}
+    return release if conditions.get("Ready", {}).get("status") == "True" else None
+
+
+def release_objects(cluster: Cluster) -> list[str]:
+    selector = "app.kubernetes.io/instance=berth,app.kubernetes.io/managed-by=Helm"
+    kinds = "deployments,services,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings"
+    return cluster.kubectl("get", kinds, "-A", "-l", selector, "-o", "name").stdout.split()
+
+
+def test_flux_installs_the_chart_from_the_example_and_uninstalls_it(cluster: Cluster, tmp_path: Path) -> None:
+    with (
+        cluster.namespace("flux-models") as models,
+        chart_repository(tmp_path / "charts") as url,
+        flux_controllers(cluster, tmp_path),
+    ):
+        manifests = example_for_this_machine(url, models)
+        try:
+            cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
+            release = wait_for(lambda: ready(cluster), 240, "the HelmRelease Ready")
+            assert (
+                release["status"]["history"][0]["chartVersion"]
+                == yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+            )
+            deployment = get_json(cluster, "deployment", "berth", "-n", "berth-system")
+            assert deployment["status"]["availableReplicas"] == 1
+            assert get_json(cluster, "crd", "modeldeployments.berth.dev")
+            assert get_json(cluster, "roles", "-n", models)["items"], "RBAC limited to the listed namespace"
+
+            cluster.kubectl("delete", "helmrelease", "berth", "-n", "flux-system", "--wait=true", "--timeout=120s")
+            wait_for(lambda: not release_objects(cluster), 60, "every object of the release gone")
+            assert get_json(cluster, "crd", "modeldeployments.berth.dev"), "Helm keeps CRDs"
+        finally:
+            cluster.kubectl("delete", "helmrelease,helmrepository", "--all", "-n", "flux-system", "--wait=true",
+                            "--timeout=60s", check=False)  # fmt: skip
+            cluster.kubectl("delete", "namespace", "berth-system", "--wait=true", "--timeout=60s", check=False)
