@@ -42,26 +42,14 @@ def transformers_continuous_batching(model: Any, prompts: list[list[int]], outpu
     return tokens / elapsed
 
 
-def matmul_peak_flops(size: int = 1024, seconds: float = 3.0) -> float:
+def matmul_peak_flops(size: int = 1024, runs: int = 3) -> float:
     """The machine's measured float32 matmul rate (FLOP/s), the ceiling for compute-bound decoding:
     the faster of torch's default matmul (MKL) and oneDNN's, which Berth's runner uses on CPU
     (berth_runtime.cpu_kernels; on AMD CPUs oneDNN is about twice as fast)."""
-    from berth_runtime.cpu_kernels import OneDnnLinear
+    from cpu_kernels import linears  # bench/cpu_kernels.py, which times both kernels
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    linear = OneDnnLinear.from_linear(torch.nn.Linear(size, size, bias=False))
-    return max(_rate(lambda: a @ b, size, seconds), _rate(lambda: linear(a), size, seconds))
-
-
-def _rate(matmul: Any, size: int, seconds: float) -> float:
-    with torch.inference_mode():
-        for _ in range(3):
-            matmul()
-        count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            matmul()
-            count += 1
-    return 2 * size**3 * count / (time.perf_counter() - started)
+    fastest_us = min(linears(size, [(size, size)], runs).values())
+    return 2 * size**3 / (fastest_us / 1e6)
 
 
 def flops_per_token(model: Any) -> float:

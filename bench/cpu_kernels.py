@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from berth_runtime.cpu_kernels import _onednn_linear
+from berth_runtime.cpu_kernels import onednn_linear
 
 # (out, in) of one decoder layer of the standard model: q, k, v, o, gate, up, down; then the vocabulary.
 LAYER = [(512, 512), (256, 512), (256, 512), (512, 512), (1376, 512), (1376, 512), (512, 1376)]
@@ -43,7 +43,7 @@ def linears(rows: int, shapes: list[tuple[int, int]], runs: int) -> dict[str, fl
     pairs = [(torch.randn(rows, k), torch.randn(n, k)) for n, k in shapes]
     return {
         "default": microseconds(lambda: [F.linear(x, w) for x, w in pairs], runs),
-        "onednn": microseconds(lambda: [_onednn_linear(x, w, None) for x, w in pairs], runs),
+        "onednn": microseconds(lambda: [onednn_linear(x, w, None) for x, w in pairs], runs),
     }
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
@@ -34,7 +34,7 @@ class OneDnnLinear(nn.Linear):
         return fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _onednn_linear(x, self.weight, self.bias)
+        return onednn_linear(x, self.weight, self.bias)
 
 
 @functools.cache
@@ -46,7 +46,7 @@ def onednn_works() -> bool:
     x = torch.randn(3, 64, generator=generator)
     weight = torch.randn(32, 64, generator=generator)
     try:
-        got = _onednn_linear(x, weight, None)
+        got = onednn_linear(x, weight, None)
     except RuntimeError:
         return False
     return torch.allclose(got, F.linear(x, weight), rtol=1e-4, atol=1e-4)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import Cluster, wait_for
-from tests.support.helm import CHART, helm, set_flags
+from tests.support.helm import CHART, helm, release_objects, set_flags
 from tests.support.manifests import model_deployment
 from tests.support.operator import (
     OperatorProcess,
@@ -28,8 +28,6 @@ RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
 }
-# What a release may leave in the cluster, looked up by the chart's instance label.
-KINDS = "deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,networkpolicies"
 
 
 def restricted_namespace(cluster: Cluster, prefix: str) -> str:
@@ -38,13 +36,6 @@ def restricted_namespace(cluster: Cluster, prefix: str) -> str:
     cluster.kubectl("create", "namespace", name)
     cluster.kubectl("label", "namespace", name, *labels.split(","))
     return name
-
-
-def release_objects(cluster: Cluster) -> list[str]:
-    selector = f"app.kubernetes.io/instance={RELEASE}"
-    found = cluster.kubectl("get", KINDS, "-A", "-l", selector, "-o", "name").stdout.split()
-    found += cluster.kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").stdout.split()
-    return found
 
 
 def can_i(cluster: Cluster, kubeconfig: Path, *args: str) -> bool:
@@ -111,7 +102,7 @@ def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninst
         wait_condition(cluster, models, "left", "Ready", "True", timeout=90)
         chart_operator.stop()
         helm("uninstall", RELEASE, "-n", system, "--wait", kubeconfig=cluster.kubeconfig)
-        wait_for(lambda: not release_objects(cluster), 60, "every object of the release gone")
+        wait_for(lambda: not release_objects(cluster, RELEASE), 60, "every object of the release gone")
         cluster.kubectl("delete", "md", "left", "-n", models, "--wait=true", "--timeout=30s")
         wait_for(lambda: not get_json(cluster, "deployments,services", "-n", models)["items"], 60, "owned objects gone")
         assert get_json(cluster, "crd", "modeldeployments.berth.dev"), "Helm keeps CRDs (and so the users' objects)"

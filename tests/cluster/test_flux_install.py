@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.support.cluster import REPO_ROOT, Cluster, cluster_script, wait_for
-from tests.support.helm import CHART, helm
+from tests.support.helm import CHART, helm, release_objects
 from tests.support.loopback import serve_on_loopback
 from tests.support.operator import free_port, get_json
 
@@ -108,12 +108,6 @@ def ready(cluster: Cluster) -> dict | None:
     return release if conditions.get("Ready", {}).get("status") == "True" else None
 
 
-def release_objects(cluster: Cluster) -> list[str]:
-    selector = "app.kubernetes.io/instance=berth,app.kubernetes.io/managed-by=Helm"
-    kinds = "deployments,services,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings"
-    return cluster.kubectl("get", kinds, "-A", "-l", selector, "-o", "name").stdout.split()
-
-
 def test_flux_installs_the_chart_from_the_example_and_uninstalls_it(cluster: Cluster, tmp_path: Path) -> None:
     with (
         cluster.namespace("flux-models") as models,
@@ -134,7 +128,7 @@ def test_flux_installs_the_chart_from_the_example_and_uninstalls_it(cluster: Clu
             assert get_json(cluster, "roles", "-n", models)["items"], "RBAC limited to the listed namespace"
 
             cluster.kubectl("delete", "helmrelease", "berth", "-n", "flux-system", "--wait=true", "--timeout=120s")
-            wait_for(lambda: not release_objects(cluster), 60, "every object of the release gone")
+            wait_for(lambda: not release_objects(cluster, "berth"), 60, "every object of the release gone")
             assert get_json(cluster, "crd", "modeldeployments.berth.dev"), "Helm keeps CRDs"
         finally:
             # berth-system stays: the session's operator runs as a ServiceAccount there (tests/support/operator.py).

@@ -9,9 +9,11 @@ from typing import Any
 
 import yaml
 
-from tests.support.cluster import REPO_ROOT, cluster_script
+from tests.support.cluster import REPO_ROOT, Cluster, cluster_script
 
 CHART = REPO_ROOT / "charts" / "berth"
+# What a release may leave in the cluster, looked up by the chart's instance label.
+RELEASE_KINDS = "deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,networkpolicies"
 
 
 def helm_binary() -> Path:
@@ -36,3 +38,11 @@ def template(values: dict[str, Any] | None = None, *extra: str, release: str = "
 
 def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def release_objects(cluster: Cluster, release: str) -> list[str]:
+    """Every object of a release still in the cluster, namespaced and cluster-wide."""
+    selector = f"app.kubernetes.io/instance={release}"
+    found = cluster.kubectl("get", RELEASE_KINDS, "-A", "-l", selector, "-o", "name").stdout.split()
+    found += cluster.kubectl("get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name").stdout.split()
+    return found
