@@ -2,7 +2,8 @@
 # Builds the local test control plane from Go modules into ~/.cache/berth/<versions>/bin:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (version-stamped), etcd, etcdctl,
 # kwok and kwokctl; helm (for the chart's tests) into ~/.cache/berth/helm-<version>/bin; and Flux's
-# source-controller and helm-controller with their CRDs (for the GitOps test) into ~/.cache/berth/flux_<versions>/.
+# source-controller and helm-controller with their CRDs into ~/.cache/berth/flux_<versions>/, and Argo CD (with a
+# Redis stand-in and the helm 3 it runs) into ~/.cache/berth/argocd_<versions>/, for the GitOps tests.
 # Idempotent: a group whose binaries exist and answer with the pinned version is only checked, so a warm
 # run takes a second.
 set -euo pipefail
@@ -80,38 +81,72 @@ build_helm() {
     "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 }
 
-# Flux's controllers pin some dependencies with replace directives, which `go install pkg@version` refuses:
-# each is built from a small wrapper module repeating them. The controller's own go.sum comes along, since
-# the checksum database does not serve every pseudo-version they pin.
-build_flux_controller() { # build_flux_controller NAME VERSION GO.MOD-REPLACE-LINES...
-  local name=$1 version=$2 dir="$FLUX_DIR/src/$1"
-  shift 2
-  if [ -x "$FLUX_DIR/bin/$name" ]; then
-    log "flux $name $version: up to date"
-    return
-  fi
-  log "flux $name $version: building"
-  mkdir -p "$dir" "$FLUX_DIR/bin" "$FLUX_DIR/crds"
-  { printf 'module berth.dev/hack/flux-%s\n\ngo 1.25.0\n\n' "$name"; printf '%s\n' "$@"; } >"$dir/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/fluxcd/%s"\n' "$name" >"$dir/tools.go"
+# Flux's and Argo CD's controllers pin dependencies with replace directives, which `go install pkg@version`
+# refuses: each is built from a wrapper module generated in the cache from the upstream go.mod (same
+# requires and replaces) and its go.sum (the checksum database does not serve every pseudo-version they pin).
+# Replaces onto local paths point into the upstream repository, which the module zip does not carry; the
+# published versions the go.mod requires stand in for them.
+build_wrapped() { # build_wrapped DIR MODULE VERSION LDFLAGS OUTPUT=PACKAGE...
+  local dir=$1 module=$2 version=$3 ldflags=$4 target local_replaces
+  shift 4
+  mkdir -p "$dir"
+  go mod download "$module@$version"
+  install -m 644 "$GOMODCACHE/$module@$version/go.mod" "$dir/go.mod"
+  install -m 644 "$GOMODCACHE/$module@$version/go.sum" "$dir/go.sum"
   (
     cd "$dir"
-    go mod download "github.com/fluxcd/$name@$version"
-    install -m 644 "$GOMODCACHE/github.com/fluxcd/$name@$version/go.sum" go.sum
-    go get "github.com/fluxcd/$name@$version"
-    go build -trimpath -ldflags "-s -w" -o "$FLUX_DIR/bin/$name.partial" "github.com/fluxcd/$name"
+    local_replaces=$(go mod edit -json | python3 -c 'import json, sys
+print(" ".join("-dropreplace=" + r["Old"]["Path"] for r in json.load(sys.stdin).get("Replace") or [] if not r["New"].get("Version")))')
+    # shellcheck disable=SC2086 # one flag per word
+    go mod edit -module "berth.dev/hack/wrapped" -require "$module@$version" $local_replaces
+    go get "$module@$version"
+    for target in "$@"; do
+      go build -trimpath -ldflags "-s -w $ldflags" -o "${target%%=*}.partial" "${target#*=}"
+      mv "${target%%=*}.partial" "${target%%=*}"
+    done
   )
-  install -m 644 "$GOMODCACHE/github.com/fluxcd/$name@$version"/config/crd/bases/*.yaml "$FLUX_DIR/crds/"
-  mv "$FLUX_DIR/bin/$name.partial" "$FLUX_DIR/bin/$name"
 }
 
 build_flux() {
-  build_flux_controller source-controller "$FLUX_SOURCE_CONTROLLER_VERSION" \
-    "replace github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.20220411205349-bde1400a84be"
-  build_flux_controller helm-controller "$FLUX_HELM_CONTROLLER_VERSION" \
-    "replace github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1-0.20231025023718-d50d2fec9c98" \
-    "replace sigs.k8s.io/kustomize/api => sigs.k8s.io/kustomize/api v0.20.1" \
-    "replace sigs.k8s.io/kustomize/kyaml => sigs.k8s.io/kustomize/kyaml v0.20.1"
+  local name version
+  for name in source-controller helm-controller; do
+    version=$FLUX_SOURCE_CONTROLLER_VERSION
+    [ "$name" = source-controller ] || version=$FLUX_HELM_CONTROLLER_VERSION
+    if [ -x "$FLUX_DIR/bin/$name" ]; then
+      log "flux $name $version: up to date"
+      continue
+    fi
+    log "flux $name $version: building"
+    mkdir -p "$FLUX_DIR/bin" "$FLUX_DIR/crds"
+    go mod download "github.com/fluxcd/$name@$version"
+    install -m 644 "$GOMODCACHE/github.com/fluxcd/$name@$version"/config/crd/bases/*.yaml "$FLUX_DIR/crds/"
+    build_wrapped "$FLUX_DIR/src/$name" "github.com/fluxcd/$name" "$version" "" \
+      "$FLUX_DIR/bin/$name=github.com/fluxcd/$name"
+  done
+}
+
+# Argo CD's one binary (it acts as the component its ARGOCD_BINARY_NAME names), a Redis stand-in (miniredis,
+# the in-memory Redis Argo CD's own core mode runs, already in its module graph) and the helm 3 its
+# repo-server shells out to (the version Argo CD's images bundle).
+build_argocd() {
+  local module=github.com/argoproj/argo-cd/v3
+  local out
+  if [ -x "$ARGOCD_DIR/bin/redis" ] && [ -x "$ARGOCD_DIR/bin/helm" ] \
+    && out=$(ARGOCD_BINARY_NAME=argocd "$ARGOCD_DIR/bin/argocd" version --client --short 2>/dev/null) \
+    && grep -qF "$ARGOCD_VERSION" <<<"$out"; then
+    log "argocd $ARGOCD_VERSION: up to date"
+    return
+  fi
+  log "argocd $ARGOCD_VERSION: building"
+  mkdir -p "$ARGOCD_DIR/bin" "$ARGOCD_DIR/crds" "$ARGOCD_DIR/src/redis"
+  install -m 644 "$HACK_DIR/argocd-redis/main.go" "$ARGOCD_DIR/src/redis/main.go"
+  GOBIN="$ARGOCD_DIR/bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$ARGOCD_HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$ARGOCD_HELM_VERSION"
+  go mod download "$module@$ARGOCD_VERSION"
+  install -m 644 "$GOMODCACHE/$module@$ARGOCD_VERSION"/manifests/crds/{application,appproject}-crd.yaml "$ARGOCD_DIR/crds/"
+  # The binary that the up-to-date check asks comes last.
+  build_wrapped "$ARGOCD_DIR/src" "$module" "$ARGOCD_VERSION" "-X $module/common.version=${ARGOCD_VERSION#v}" \
+    "$ARGOCD_DIR/bin/redis=./redis" "$ARGOCD_DIR/bin/argocd=$module/cmd"
 }
 
 start=$SECONDS
@@ -124,4 +159,5 @@ build_kwok
 build_kubernetes
 build_helm
 build_flux
-log "control plane binaries ready in $CONTROLPLANE_BIN, helm in $HELM_BIN, flux in $FLUX_DIR ($((SECONDS - start)) s)"
+build_argocd
+log "control plane binaries ready in $CONTROLPLANE_BIN, helm in $HELM_BIN, flux in $FLUX_DIR, argocd in $ARGOCD_DIR ($((SECONDS - start)) s)"

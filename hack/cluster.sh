@@ -104,7 +104,8 @@ case "${1:-}" in
   bin) echo "$CONTROLPLANE_BIN" ;;
   helm) echo "$HELM_BIN/helm" ;;
   flux) echo "$FLUX_DIR" ;;
+  argocd) echo "$ARGOCD_DIR" ;;
   show) show ;;
   config) write_config ;;
-  *) echo "usage: $0 up|down|kubeconfig|status|bin|helm|flux|show|config" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|kubeconfig|status|bin|helm|flux|argocd|show|config" >&2; exit 2 ;;
 esac

@@ -7,40 +7,21 @@ and the CRD installed; deleting it uninstalls the release and keeps the CRD."""
 
 from __future__ import annotations
 
-import functools
 import os
-import subprocess
-import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from http.server import SimpleHTTPRequestHandler
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.support.cluster import REPO_ROOT, Cluster, cluster_script, wait_for
-from tests.support.helm import CHART, helm, release_objects
-from tests.support.loopback import serve_on_loopback
+from tests.support.gitops import Component, chart_repository, http_ok, running
+from tests.support.helm import CHART, release_objects
 from tests.support.operator import free_port, get_json
 
 pytestmark = pytest.mark.cluster
 EXAMPLE = REPO_ROOT / "examples" / "flux" / "helmrelease.yaml"
-
-
-class QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def chart_repository(workdir: Path) -> Iterator[str]:
-    """The chart packaged and indexed as `helm repo index` does, served over HTTP on loopback."""
-    workdir.mkdir()
-    helm("package", str(CHART), "-d", str(workdir))
-    with serve_on_loopback(functools.partial(QuietFiles, directory=str(workdir))) as url:  # type: ignore[arg-type]
-        helm("repo", "index", str(workdir), "--url", url)
-        yield url
 
 
 @contextmanager
@@ -56,41 +37,14 @@ def flux_controllers(cluster: Cluster, workdir: Path) -> Iterator[None]:
         "source-controller": [artifacts, f"--storage-addr={storage}", f"--storage-adv-addr={storage}"],
         "helm-controller": [],
     }
-    with ExitStack() as stack:
-        for name, args in commands.items():
-            log = stack.enter_context((workdir / f"{name}.log").open("wb"))
-            health = free_port()
-            process = subprocess.Popen(
-                [str(flux / "bin" / name), *args, "--enable-leader-election=false", "--watch-all-namespaces=true",
-                 f"--metrics-addr=127.0.0.1:{free_port()}", f"--health-addr=127.0.0.1:{health}"],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
-            stack.callback(stop, process)
-            wait_for(functools.partial(answers, process, health, name), 60, f"{name} healthy")
-        try:
-            yield
-        except BaseException:
-            for name in commands:  # shown with the failure
-                print(f"--- {name} ---\n" + (workdir / f"{name}.log").read_text(errors="replace")[-4000:])
-            raise
-
-
-def answers(process: subprocess.Popen[bytes], port: int, name: str) -> bool:
-    if process.poll() is not None:
-        raise AssertionError(f"{name} exited with {process.returncode}")
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    components = []
+    for name, args in commands.items():
+        health = free_port()
+        argv = [str(flux / "bin" / name), *args, "--enable-leader-election=false", "--watch-all-namespaces=true",
+                f"--metrics-addr=127.0.0.1:{free_port()}", f"--health-addr=127.0.0.1:{health}"]  # fmt: skip
+        components.append(Component(name, argv, env, http_ok(f"http://127.0.0.1:{health}/healthz")))
+    with running(components, workdir):
+        yield
 
 
 def example_for_this_machine(repository_url: str, namespace: str) -> list[dict]:
