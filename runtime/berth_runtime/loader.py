@@ -80,6 +80,10 @@ def safetensors_shards(path: Path) -> list[Path]:
 def choose_dtype(dtype: str, quant: str, device: torch.device, config_dtype: Any) -> torch.dtype:
     if quant in ("bf16", "fp16"):
         return torch.bfloat16 if quant == "bf16" else torch.float16
+    if quant == "int4":  # tinygemm computes in bfloat16 only
+        if dtype not in ("auto", "bfloat16"):
+            raise LoadError(f"--dtype {dtype} with quantization int4: int4 computes in bfloat16; drop --dtype")
+        return torch.bfloat16
     if dtype != "auto":
         return DTYPES[dtype]
     if device.type == "cpu":
