@@ -107,22 +107,22 @@ print(" ".join("-dropreplace=" + r["Old"]["Path"] for r in json.load(sys.stdin).
   )
 }
 
+build_flux_controller() { # build_flux_controller NAME VERSION
+  local name=$1 version=$2
+  if [ -x "$FLUX_DIR/bin/$name" ]; then
+    log "flux $name $version: up to date"
+    return
+  fi
+  log "flux $name $version: building"
+  mkdir -p "$FLUX_DIR/bin" "$FLUX_DIR/crds"
+  go mod download "github.com/fluxcd/$name@$version"
+  install -m 644 "$GOMODCACHE/github.com/fluxcd/$name@$version"/config/crd/bases/*.yaml "$FLUX_DIR/crds/"
+  build_wrapped "$FLUX_DIR/src/$name" "github.com/fluxcd/$name" "$version" "" "$FLUX_DIR/bin/$name=github.com/fluxcd/$name"
+}
+
 build_flux() {
-  local name version
-  for name in source-controller helm-controller; do
-    version=$FLUX_SOURCE_CONTROLLER_VERSION
-    [ "$name" = source-controller ] || version=$FLUX_HELM_CONTROLLER_VERSION
-    if [ -x "$FLUX_DIR/bin/$name" ]; then
-      log "flux $name $version: up to date"
-      continue
-    fi
-    log "flux $name $version: building"
-    mkdir -p "$FLUX_DIR/bin" "$FLUX_DIR/crds"
-    go mod download "github.com/fluxcd/$name@$version"
-    install -m 644 "$GOMODCACHE/github.com/fluxcd/$name@$version"/config/crd/bases/*.yaml "$FLUX_DIR/crds/"
-    build_wrapped "$FLUX_DIR/src/$name" "github.com/fluxcd/$name" "$version" "" \
-      "$FLUX_DIR/bin/$name=github.com/fluxcd/$name"
-  done
+  build_flux_controller source-controller "$FLUX_SOURCE_CONTROLLER_VERSION"
+  build_flux_controller helm-controller "$FLUX_HELM_CONTROLLER_VERSION"
 }
 
 # Argo CD's one binary (it acts as the component its ARGOCD_BINARY_NAME names), a Redis stand-in (miniredis,
