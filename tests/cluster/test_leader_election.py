@@ -48,8 +48,9 @@ def test_only_the_lease_holder_reconciles_and_a_standby_takes_over(
             wait_for(lambda: holder(cluster, lease) == "berth-b", 40, "berth-b took over the lease")
             cluster.kubectl("patch", "md", "led", "-n", ns, "--type=merge", "-p", '{"spec": {"replicas": 2}}')
             wait_status(cluster, ns, "led", "observedGeneration", 2)
-            md = get_json(cluster, "md", "led", "-n", ns)
-            assert md["status"]["replicas"] == 2
+            assert get_json(cluster, "deployment", "led", "-n", ns)["spec"]["replicas"] == 2
+            # status.replicas mirrors the Deployment's status, which its controller updates after the scale.
+            wait_status(cluster, ns, "led", "replicas", 2, timeout=30)
 
             b.stop()  # SIGTERM: hands the lease back at once
             wait_for(lambda: holder(cluster, lease) is None, 10, "the lease released")
