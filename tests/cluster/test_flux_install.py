@@ -58,8 +58,10 @@ def example_for_this_machine(repository_url: str, namespace: str) -> list[dict]:
 
 def ready(cluster: Cluster) -> dict | None:
     release = get_json(cluster, "helmrelease", "berth", "-n", "flux-system")
-    conditions = {c["type"]: c for c in release.get("status", {}).get("conditions", [])}
-    return release if conditions.get("Ready", {}).get("status") == "True" else None
+    status = release.get("status", {})
+    conditions = {c["type"]: c for c in status.get("conditions", [])}
+    # Flux writes the conditions and the rest of the status in two patches, conditions first.
+    return release if conditions.get("Ready", {}).get("status") == "True" and status.get("history") else None
 
 
 def test_flux_installs_the_chart_from_the_example_and_uninstalls_it(cluster: Cluster, tmp_path: Path) -> None:
