@@ -94,7 +94,8 @@ def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninst
              kubeconfig=cluster.kubeconfig)  # fmt: skip
         assert not get_json(cluster, "roles", "-n", models)["items"], "no Role left behind in the old namespace"
         assert not get_json(cluster, "networkpolicies", "-n", system)["items"]
-        assert can_i(cluster, kubeconfig, "create", "deployments.apps", "-n", "default")
+        # The API server's RBAC authorizer reads roles through an informer: the wider grant lands a moment later.
+        wait_for(lambda: can_i(cluster, kubeconfig, "create", "deployments.apps", "-n", "default"), 10, "cluster-wide")
 
         # Uninstalled in the "wrong" order, a ModelDeployment is still deleted cleanly: no finalizer waits for
         # the operator, and the garbage collector removes what it owned.
