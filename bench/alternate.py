@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import run_load
 from run import start_server
 
-KEYS = ("output_tok_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "e2e_p50_s")
+KEYS = ("output_tok_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "itl_max_ms", "e2e_p50_s")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Variant:
 class Load:
     concurrency: int
     requests: int
-    prompt_len: int
+    prompt_len: int | tuple[int, ...]
     output: int
 
 

@@ -1,8 +1,9 @@
 """A load generator for OpenAI-compatible servers: fixed concurrency, token-id prompts of a set
-length, a set number of output tokens (EOS ignored), streaming, so that time to first token and
-inter-token latency are measured as a client sees them.
+length (or a mix of lengths, taken in turn), a set number of output tokens (EOS ignored), streaming,
+so that time to first token and inter-token latency are measured as a client sees them.
 
     python bench/loadgen.py --url http://127.0.0.1:8000 --concurrency 8 --requests 16
+    python bench/loadgen.py --prompt-len 128,128,128,1024   # one long prompt in four
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import random
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -57,9 +59,17 @@ async def one_request(session: aiohttp.ClientSession, url: str, prompt: list[int
     return timing
 
 
-async def run_load(url: str, concurrency: int, requests: int, prompt_len: int, output: int, seed: int = 0) -> dict:
+def prompt_lengths(text: str) -> tuple[int, ...]:
+    """A length, or a comma-separated mix such as 128,128,128,1024 that requests take in turn."""
+    return tuple(int(part) for part in text.split(","))
+
+
+async def run_load(
+    url: str, concurrency: int, requests: int, prompt_len: int | Sequence[int], output: int, seed: int = 0
+) -> dict:
+    lengths = (prompt_len,) if isinstance(prompt_len, int) else tuple(prompt_len)
     rng = random.Random(seed)
-    prompts = [[rng.randrange(300, 32000) for _ in range(prompt_len)] for _ in range(requests)]
+    prompts = [[rng.randrange(300, 32000) for _ in range(lengths[i % len(lengths)])] for i in range(requests)]
     queue: asyncio.Queue[list[int]] = asyncio.Queue()
     for prompt in prompts:
         queue.put_nowait(prompt)
@@ -84,6 +94,7 @@ async def run_load(url: str, concurrency: int, requests: int, prompt_len: int, o
         "ttft_p50_ms": percentile(ttft, 50) * 1000, "ttft_p99_ms": percentile(ttft, 99) * 1000,
         "itl_p50_ms": percentile(itl, 50) * 1000, "itl_p99_ms": percentile(itl, 99) * 1000,
         "itl_mean_ms": statistics.fmean(itl) * 1000 if itl else float("nan"),
+        "itl_max_ms": max(itl, default=float("nan")) * 1000,  # the longest stall, which p99 can hide
         "e2e_p50_s": percentile(e2e, 50), "e2e_p99_s": percentile(e2e, 99),
     }  # fmt: skip
 
@@ -93,7 +104,7 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, help="default: 2 x concurrency")
-    parser.add_argument("--prompt-len", type=int, default=128)
+    parser.add_argument("--prompt-len", type=prompt_lengths, default=(128,))
     parser.add_argument("--output-len", type=int, default=128)
     args = parser.parse_args()
     result = asyncio.run(run_load(args.url, args.concurrency, args.requests or 2 * args.concurrency,

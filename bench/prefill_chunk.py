@@ -3,6 +3,7 @@ prefills (--prefill-chunk 0) against prefills in pieces (--prefill-chunk N), on 
 turn, run by run, so the VM's drift touches both sides.
 
     python bench/prefill_chunk.py --chunk 256 --concurrency 8 --prompt-len 1024 --runs 3
+    python bench/prefill_chunk.py --chunk 256 --concurrency 8 --prompt-len 128,128,128,1024 --requests 32 --runs 3
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from alternate import Load, Variant, alternate, medians
+from loadgen import prompt_lengths
 from run import OUTPUT
 
 
@@ -24,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunk", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--prompt-len", type=int, default=1024)
+    parser.add_argument("--prompt-len", type=prompt_lengths, default=(1024,), help="a length or a mix: 128,1024")
     parser.add_argument("--requests", type=int, help="default: 2 x concurrency")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path)

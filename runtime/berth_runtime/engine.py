@@ -107,14 +107,17 @@ class Engine:
         """dispatch receives each step's events at once: the server hands them to its event loop in
         one wake-up per step rather than one per token. prefill_chunk > 0: a prompt longer than that,
         arriving while others decode, goes in pieces of that many tokens, one piece per step, so no
-        decode step waits for a whole long prefill (0: whole prompts only)."""
+        decode step waits for a whole long prefill; shorter prompts behind it are admitted meanwhile,
+        up to that many prompt tokens per step (0: whole prompts only)."""
         self.runner = runner
         self.eos = eos_token_ids
         self.max_batch = min(max_batch_size, runner.cache.slots)
         self.max_queue = max_queue
         self.prefill_budget = prefill_token_budget
         self.prefill_chunk = prefill_chunk
-        self._prefilling: _Sequence | None = None  # a long prompt going in pieces, in slot len(running)
+        # A long prompt going in pieces, in the cache's last slot (running sequences fill 0..B-1, and
+        # B stays below max_batch while it is there), so admissions and finishes never move it.
+        self._prefilling: _Sequence | None = None
         self.max_len = runner.cache.max_len
         self._waiting: deque[GenerationRequest] = deque()
         self._running: list[_Sequence] = []
@@ -185,8 +188,9 @@ class Engine:
                     self._decode_step()
             except Exception as error:  # a bug, not a client mistake: fail what is in flight, keep serving
                 log.exception("Engine step failed")
-                for sequence in list(self._running):
+                for sequence in [*self._running, *([self._prefilling] if self._prefilling else [])]:
                     self._finish(sequence, "error", error=str(error))
+                self._prefilling = None
             self._flush()
             self._publish_load()
 
@@ -201,14 +205,17 @@ class Engine:
     def _take_admissions(self) -> list[GenerationRequest]:
         admitted: list[GenerationRequest] = []
         budget = self.prefill_budget
-        if self._prefilling:  # one long prompt at a time; the rest wait for it
-            return admitted
-        while self._waiting and len(self._running) + len(admitted) < self.max_batch:
+        if self.prefill_chunk and (self._running or self._prefilling):
+            budget = self.prefill_chunk  # decoding requests wait for this step's prefills: bound them too
+        room = self.max_batch - len(self._running) - (1 if self._prefilling else 0)
+        while self._waiting and len(admitted) < room:
             long_prompt = self.prefill_chunk and len(self._waiting[0].prompt) > self.prefill_chunk
-            if long_prompt and (self._running or admitted):
-                if not admitted:  # it takes slot len(running), which this step's admissions would need
-                    self._start_in_pieces(self._waiting.popleft())
-                break
+            if long_prompt and (self._running or admitted or self._prefilling):
+                if self._prefilling:  # one long prompt at a time; the queue keeps its order behind it
+                    break
+                self._start_in_pieces(self._waiting.popleft())
+                room -= 1
+                continue
             if admitted and len(self._waiting[0].prompt) > budget:
                 break
             request = self._waiting.popleft()
@@ -247,7 +254,7 @@ class Engine:
     def _start_in_pieces(self, request: GenerationRequest) -> None:
         metrics.QUEUE_TIME.observe(time.monotonic() - request.arrival)
         generator = make_generator(request.params)
-        self._prefilling = _Sequence(request, slot=len(self._running), generator=generator)
+        self._prefilling = _Sequence(request, slot=self.runner.cache.slots - 1, generator=generator)
 
     def _prefill_piece(self) -> None:
         """The next piece of the long prompt; when it is the last, the sequence joins the decode batch."""
@@ -264,7 +271,9 @@ class Engine:
         if sequence.length < len(prompt):
             return
         self._prefilling = None
-        self._running.append(sequence)  # its slot is len(running): _finish keeps it there
+        self.runner.cache.move(sequence.slot, len(self._running), sequence.length)  # joins the dense slots
+        sequence.slot = len(self._running)
+        self._running.append(sequence)
         metrics.PROMPT_TOKENS.inc(len(prompt))
         self._emit(sequence, logits, self._choose(sequence, logits))
 
@@ -320,9 +329,6 @@ class Engine:
                 last.slot = sequence.slot
                 running[sequence.slot] = last
             running.pop()
-            if self._prefilling is not None:  # the long prompt's slot follows the batch down
-                self.runner.cache.move(self._prefilling.slot, len(running), self._prefilling.length)
-                self._prefilling.slot = len(running)
         request = sequence.request
         metrics.E2E.observe(time.monotonic() - request.arrival)
         metrics.SUCCESS.labels(reason).inc()

@@ -98,17 +98,19 @@ def test_eos_stops_unless_ignored(engine: Engine, demo_model, transformers_model
 def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_generate(
     demo_model, transformers_model
 ) -> None:
-    """Prompts of 150 and 90 tokens join, in pieces of 32, a batch that is decoding; a short request
-    finishes while a long prompt is still going in (its cache slot follows the batch down); another
-    waits for it. Every request gets exactly generate()'s tokens."""
+    """Prompts of 150 and 90 tokens join, in pieces of 32, a batch that is decoding. A short prompt
+    queued behind the first long one is admitted, decodes and finishes while that one is still going
+    in (so the batch shrinks under it); the second long one waits its turn. Every request gets exactly
+    generate()'s tokens."""
     rng = random.Random(11)
     engine = Engine(ModelRunner(demo_model, slots=4), demo_model.eos_token_ids, max_batch_size=4, prefill_chunk=32)
     engine.start()
     try:
         jobs = [(random_prompt(rng, 6), 120), (random_prompt(rng, 9), 3), (random_prompt(rng, 150), 12),
-                (random_prompt(rng, 90), 10), (random_prompt(rng, 5), 6)]  # fmt: skip
+                (random_prompt(rng, 5), 2), (random_prompt(rng, 90), 10)]  # fmt: skip
         results: list[tuple[list[int], Finished] | None] = [None] * len(jobs)
         done, decoding = threading.Semaphore(0), threading.Event()
+        order: list[tuple[int, str]] = []
 
         def sink(index: int):
             tokens: list[int] = []
@@ -116,9 +118,11 @@ def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_
             def receive(event) -> None:
                 if isinstance(event, Token):
                     tokens.append(event.token)
+                    order.append((index, "token"))
                     decoding.set()
                 else:
                     results[index] = (tokens, event)
+                    order.append((index, "finished"))
                     done.release()
 
             return receive
@@ -131,14 +135,17 @@ def test_long_prompts_arriving_while_others_decode_go_in_pieces_and_still_match_
         submit(0)
         submit(1)
         assert decoding.wait(30), "the short requests never started decoding"
-        for index in (2, 3, 4):
-            submit(index)
+        with engine._cond:  # queued together, so the test does not depend on when the engine looks
+            for index in (2, 3, 4):
+                submit(index)
         for _ in jobs:
             assert done.acquire(timeout=120)
     finally:
         engine.stop()
     for (prompt, n), result in zip(jobs, results, strict=True):
         assert result is not None and result[0] == generate_reference(transformers_model, prompt, n)
+    assert order.index((3, "finished")) < order.index((2, "token")), "the short prompt waited for the long one"
+    assert order.index((2, "token")) < order.index((4, "token")), "one long prompt at a time, in arrival order"
 
 
 def test_cancelled_request_frees_its_slot(engine: Engine) -> None:
@@ -199,3 +206,31 @@ def test_every_token_reaches_a_streamed_chunk_with_its_logprob(demo_model, trans
     assert pieces[-1].finish_reason == "stop" and pieces[-1].completion_tokens == 3
     assert [t.token for t in tokens][-1] == third and len(tokens) == 3
     assert all(t.logprob is not None for t in tokens)
+
+
+class PieceFailsOnceRunner(ModelRunner):
+    """A runner whose first prompt piece raises, standing in for a bug in a step."""
+
+    failed = False
+
+    def prefill_chunk(self, slot: int, tokens: list[int], start: int) -> torch.Tensor:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("injected failure")
+        return super().prefill_chunk(slot, tokens, start)
+
+
+def test_a_failing_step_fails_what_is_in_flight_including_a_prompt_in_pieces_and_keeps_serving(demo_model) -> None:
+    rng = random.Random(5)
+    engine = Engine(PieceFailsOnceRunner(demo_model, slots=4), demo_model.eos_token_ids, max_batch_size=4,
+                    prefill_chunk=16)  # fmt: skip
+    engine.start()
+    try:
+        greedy = SamplingParams(max_tokens=200, temperature=0, ignore_eos=True)
+        # The short one decodes; the long one, arriving with it or a step later, goes in pieces.
+        failed = run(engine, [(random_prompt(rng, 4), greedy), (random_prompt(rng, 40), greedy)])
+        assert [(finished.reason, finished.error) for _, finished in failed] == [("error", "injected failure")] * 2
+        ((tokens, finished),) = run(engine, [(random_prompt(rng, 40), SamplingParams(max_tokens=3, temperature=0))])
+        assert finished.reason == "length" and len(tokens) == 3
+    finally:
+        engine.stop()
