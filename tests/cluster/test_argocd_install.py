@@ -53,7 +53,7 @@ INSTALL = [
 @contextmanager
 def argocd_controllers(cluster: Cluster, workdir: Path) -> Iterator[None]:
     argocd = Path(cluster_script("argocd"))
-    cluster.kubectl("apply", "--server-side", "-f", str(argocd / "crds"))
+    cluster.install_crds(argocd / "crds")
     cluster.kubectl("create", "namespace", ARGOCD, check=False)
     cluster.kubectl("apply", "-n", ARGOCD, "-f", "-", stdin=yaml.safe_dump_all(INSTALL))
     health = EXAMPLES / "argocd-cm-health.yaml"  # step 1 of docs/install.md's Argo CD section, as written

@@ -27,7 +27,7 @@ EXAMPLE = REPO_ROOT / "examples" / "flux" / "helmrelease.yaml"
 @contextmanager
 def flux_controllers(cluster: Cluster, workdir: Path) -> Iterator[None]:
     flux = Path(cluster_script("flux"))
-    cluster.kubectl("apply", "--server-side", "-f", str(flux / "crds"))
+    cluster.install_crds(flux / "crds")
     cluster.kubectl("create", "namespace", "flux-system", check=False)
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "RUNTIME_NAMESPACE": "flux-system"}
     storage = f"127.0.0.1:{free_port()}"

@@ -30,6 +30,13 @@ def cluster_running() -> bool:
     return subprocess.run([str(CLUSTER_SCRIPT), "status"], check=False).returncode == 0
 
 
+class KubectlFailed(subprocess.CalledProcessError):
+    """A failed kubectl call whose message carries what kubectl said."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{self.stderr}"
+
+
 @dataclass(frozen=True)
 class Cluster:
     kubeconfig: Path
@@ -39,13 +46,17 @@ class Cluster:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=check,
-        )
+        command = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        done = subprocess.run(command, input=stdin, capture_output=True, text=True)
+        if check and done.returncode:
+            raise KubectlFailed(done.returncode, command, done.stdout, done.stderr)
+        return done
+
+    def install_crds(self, directory: Path) -> None:
+        """Applies CRDs and waits until the API server serves them: objects of those kinds applied right
+        after a fresh install are otherwise refused ("ensure CRDs are installed first")."""
+        self.kubectl("apply", "--server-side", "-f", str(directory))
+        self.kubectl("wait", "--for=condition=Established", "-f", str(directory), "--timeout=60s")
 
     @contextmanager
     def namespace(self, prefix: str = "test") -> Iterator[str]:

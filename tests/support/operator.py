@@ -29,8 +29,7 @@ def free_port() -> int:
 
 
 def install_api_and_rbac(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD_DIR))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.berth.dev", "--timeout=30s")
+    cluster.install_crds(CRD_DIR)
     namespace = SERVICE_ACCOUNT[0]
     cluster.kubectl("create", "namespace", namespace, check=False)
     cluster.kubectl("apply", "--server-side", "-f", str(RBAC))
