@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.cluster import REPO_ROOT, Cluster, cluster_script, wait_for
+from tests.support.cluster import REPO_ROOT, Cluster, cluster_script, run_captured, wait_for
 from tests.support.gitops import Component, chart_repository, http_ok, running, tcp_open
 from tests.support.helm import release_objects
 from tests.support.operator import OperatorProcess, condition, free_port, get_json
@@ -104,7 +103,7 @@ def models_repository(workdir: Path, namespace: str) -> str:
     (repository / "ml" / "tiny-demo.yaml").write_text(yaml.safe_dump(model))
     git = ["git", "-C", str(repository), "-c", "user.name=berth-test", "-c", "user.email=test@berth.invalid"]
     for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "models"]):
-        subprocess.run([*git, *args], check=True, capture_output=True)
+        run_captured([*git, *args])
     return repository.as_uri()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -30,11 +31,19 @@ def cluster_running() -> bool:
     return subprocess.run([str(CLUSTER_SCRIPT), "status"], check=False).returncode == 0
 
 
-class KubectlFailed(subprocess.CalledProcessError):
-    """A failed kubectl call whose message carries what kubectl said."""
+class CommandFailed(subprocess.CalledProcessError):
+    """A failed command whose message carries what it wrote to stderr (CalledProcessError's leaves it out)."""
 
     def __str__(self) -> str:
         return f"{super().__str__()}\n{self.stderr}"
+
+
+def run_captured(command: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Runs a command (kubectl, helm, git) with its output captured as text."""
+    done = subprocess.run(command, input=stdin, capture_output=True, text=True)
+    if check and done.returncode:
+        raise CommandFailed(done.returncode, command, done.stdout, done.stderr)
+    return done
 
 
 @dataclass(frozen=True)
@@ -46,17 +55,26 @@ class Cluster:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        command = [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
-        done = subprocess.run(command, input=stdin, capture_output=True, text=True)
-        if check and done.returncode:
-            raise KubectlFailed(done.returncode, command, done.stdout, done.stderr)
-        return done
+        return run_captured([str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args], stdin, check)
 
     def install_crds(self, directory: Path) -> None:
         """Applies CRDs and waits until the API server serves them: objects of those kinds applied right
         after a fresh install are otherwise refused ("ensure CRDs are installed first")."""
-        self.kubectl("apply", "--server-side", "-f", str(directory))
-        self.kubectl("wait", "--for=condition=Established", "-f", str(directory), "--timeout=60s")
+        names = self.kubectl("apply", "--server-side", "-f", str(directory), "-o", "name").stdout.split()
+
+        def established() -> bool:
+            # Polled here: `kubectl wait -f` fails outright while a new CRD has no conditions at all yet.
+            found = json.loads(self.kubectl("get", *names, "-o", "json").stdout)
+            crds = found.get("items", [found])  # one name gets the object itself, not a List
+            return all(
+                any(
+                    c["type"] == "Established" and c["status"] == "True"
+                    for c in crd.get("status", {}).get("conditions") or []
+                )
+                for crd in crds
+            )
+
+        wait_for(established, 60, f"{directory.name}: CRDs established", interval=0.2)
 
     @contextmanager
     def namespace(self, prefix: str = "test") -> Iterator[str]:

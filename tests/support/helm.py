@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.cluster import REPO_ROOT, Cluster, cluster_script
+from tests.support.cluster import REPO_ROOT, Cluster, cluster_script, run_captured
 
 CHART = REPO_ROOT / "charts" / "berth"
 # What a release may leave in the cluster, looked up by the chart's instance label.
@@ -24,7 +24,7 @@ def helm_binary() -> Path:
 
 def helm(*args: str, kubeconfig: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     config = ["--kubeconfig", str(kubeconfig)] if kubeconfig else []
-    return subprocess.run([str(helm_binary()), *config, *args], capture_output=True, text=True, check=check)
+    return run_captured([str(helm_binary()), *config, *args], check=check)
 
 
 def set_flags(values: dict[str, Any]) -> list[str]:
