@@ -23,6 +23,7 @@ from tests.support.operator import (
     condition,
     get_json,
     wait_condition,
+    wait_events,
     wait_status,
     with_claim,
 )
@@ -106,15 +107,7 @@ def test_create_renders_children_schedules_on_gpu_nodes_and_reports_ready(
             "2",
         ]
 
-        events = get_json(
-            cluster,
-            "events",
-            "-n",
-            ns,
-            "--field-selector",
-            "involvedObject.name=tiny,involvedObject.kind=ModelDeployment",
-        )
-        assert {"RolloutStarted", "Ready"} <= {e["reason"] for e in events["items"]}
+        wait_events(cluster, ns, "ModelDeployment", "RolloutStarted", "Ready", key="reason", name="tiny")
 
 
 def test_status_settles_without_a_hot_loop(cluster: Cluster, operator: OperatorProcess) -> None:
@@ -151,8 +144,9 @@ def test_scale_and_version_change_roll_out_through_the_deployment(cluster: Clust
         live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         assert {p["metadata"]["labels"]["app.kubernetes.io/version"] for p in live} == {"2026-12-01"}
         # kwok pods are ready at once, so the Progressing phase is seen through the Events, in order.
-        events = get_json(cluster, "events", "-n", ns, "--field-selector", "involvedObject.kind=ModelDeployment")
-        said = [e["message"] for e in sorted(events["items"], key=lambda e: int(e["metadata"]["resourceVersion"]))]
+        said = wait_events(
+            cluster, ns, "ModelDeployment", "Rolling out version 2026-12-01", "Version 2026-12-01 is serving"
+        )
         assert said.index("Rolling out version 2026-12-01") < said.index("Version 2026-12-01 is serving"), said
 
         history = [(e["version"], e["outcome"]) for e in md["status"]["history"]]
@@ -310,8 +304,7 @@ def test_a_version_that_never_becomes_ready_is_rolled_back_automatically(
         assert template["app.kubernetes.io/version"] == "v1" and "kwok.berth.dev/behaviour" not in template
         outcomes = [(e["version"], e["outcome"]) for e in md["status"]["history"]]
         assert outcomes[:2] == [("v1", "Succeeded"), ("v2", "RolledBack")], outcomes
-        reasons = [e["reason"] for e in get_json(cluster, "events", "-n", ns)["items"]]
-        assert "RolloutFailed" in reasons
+        wait_events(cluster, ns, "ModelDeployment", "RolloutFailed", key="reason")
 
         cluster.kubectl("scale", "md", "tiny", "-n", ns, "--replicas=3")  # scaling does not retry v2
         md = wait_status(cluster, ns, "tiny", "ready", "3/3")

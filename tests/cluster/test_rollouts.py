@@ -14,8 +14,10 @@ from tests.support.operator import (
     OperatorProcess,
     apply_manifest,
     condition,
+    events,
     get_json,
     wait_condition,
+    wait_events,
     wait_status,
     with_claim,
 )
@@ -42,13 +44,6 @@ def gpus_in_use(cluster: Cluster, node: str) -> int:
 def wait_node_idle(cluster: Cluster, node: str) -> None:
     """Earlier tests' namespaces may still be going away: start from a node with every GPU free."""
     wait_for(lambda: gpus_in_use(cluster, node) == 0, 90, f"no GPU in use on {node}")
-
-
-def scaling_events(cluster: Cluster, namespace: str) -> list[str]:
-    """The Deployment controller's scaling Events, in order: how each rollout step really went."""
-    events = get_json(cluster, "events", "-n", namespace, "--field-selector", "involvedObject.kind=Deployment")
-    ordered = sorted(events["items"], key=lambda e: int(e["metadata"]["resourceVersion"]))
-    return [e["message"] for e in ordered if e["reason"] == "ScalingReplicaSet"]
 
 
 def replica_set_of(cluster: Cluster, namespace: str, version: str) -> str:
@@ -78,9 +73,10 @@ def test_with_spare_gpus_a_new_version_surges_and_keeps_every_replica_ready(
         strategy = get_json(cluster, "deployment", "tiny", "-n", ns)["spec"]["strategy"]["rollingUpdate"]
         assert strategy == {"maxSurge": 1, "maxUnavailable": 0}, "room to surge: nothing taken down first"
         new, old = replica_set_of(cluster, ns, "v2"), replica_set_of(cluster, ns, "v1")
-        steps = [m for m in scaling_events(cluster, ns) if new in m or f"{old} from 2" in m]
-        assert steps[0] == f"Scaled up replica set {new} from 0 to 1", steps
-        assert steps.index(f"Scaled down replica set {old} from 2 to 1") > 0, steps
+        # The Deployment controller's scaling Events tell how each rollout step really went.
+        up, down = f"Scaled up replica set {new} from 0 to 1", f"Scaled down replica set {old} from 2 to 1"
+        steps = [m for m in wait_events(cluster, ns, "Deployment", up, down) if new in m or f"{old} from 2" in m]
+        assert steps[0] == up and steps.index(down) > 0, steps
 
 
 def test_a_full_node_holds_with_max_unavailable_zero_then_replaces_one_at_a_time(
@@ -109,10 +105,9 @@ def test_a_full_node_holds_with_max_unavailable_zero_then_replaces_one_at_a_time
         md = wait_status(cluster, ns, "full", "servingVersion", "v2", timeout=90)
         assert condition(md, "Degraded")["status"] == "False"
         new, old = replica_set_of(cluster, ns, "v2"), replica_set_of(cluster, ns, "v1")
-        steps = scaling_events(cluster, ns)
-        assert steps.index(f"Scaled down replica set {old} from 2 to 1") < steps.index(
-            f"Scaled up replica set {new} from 0 to 1"
-        ), steps
+        down, up = f"Scaled down replica set {old} from 2 to 1", f"Scaled up replica set {new} from 0 to 1"
+        steps = wait_events(cluster, ns, "Deployment", down, up)
+        assert steps.index(down) < steps.index(up), steps
         pods = [p for p in get_json(cluster, "pods", "-n", ns)["items"] if not p["metadata"].get("deletionTimestamp")]
         assert {p["metadata"]["labels"]["app.kubernetes.io/version"] for p in pods} == {"v2"}
         assert [(e["version"], e["outcome"]) for e in md["status"]["history"]] == [
@@ -146,8 +141,12 @@ def test_operator_restarted_in_the_middle_of_a_rollout_finishes_it(cluster: Clus
         assert condition(md, "Ready")["status"] == "True" and "rolloutVersion" not in md["status"]
         assert len(get_json(cluster, "deployments", "-n", ns)["items"]) == 1
         assert len(get_json(cluster, "replicasets", "-n", ns)["items"]) == 2
-        reasons = [e["reason"] for e in get_json(cluster, "events", "-n", ns)["items"]]
-        assert reasons.count("RolloutComplete") == 2, reasons
+
+        def reasons() -> list[str]:
+            return [e["reason"] for e in events(cluster, ns, "ModelDeployment")]
+
+        wait_for(lambda: reasons().count("RolloutComplete") >= 2, 30, "both versions' RolloutComplete Events")
+        assert reasons().count("RolloutComplete") == 2, reasons()
 
 
 def test_weights_are_staged_before_any_new_pod_while_the_old_version_serves(

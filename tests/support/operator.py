@@ -139,6 +139,27 @@ def wait_condition(
     return wait_for(check, timeout, f"{type_}={status} ({reason or 'any reason'}) on {namespace}/{name}")
 
 
+def events(cluster: Cluster, namespace: str, kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    """The namespace's Events about objects of one kind (and name), oldest first."""
+    selector = f"involvedObject.kind={kind}" + (f",involvedObject.name={name}" if name else "")
+    found = get_json(cluster, "events", "-n", namespace, "--field-selector", selector)["items"]
+    return sorted(found, key=lambda e: int(e["metadata"]["resourceVersion"]))
+
+
+def wait_events(
+    cluster: Cluster, namespace: str, kind: str, *needed: str, key: str = "message", name: str | None = None
+) -> list[str]:
+    """Waits until the Events' `key` values include every one of `needed`; returns them all, oldest first.
+    Events trail the status they describe (the operator posts them after its status write, the controllers
+    through an asynchronous recorder), so a test that has just seen the status polls for them."""
+
+    def check() -> list[str] | None:
+        said = [e[key] for e in events(cluster, namespace, kind, name)]
+        return said if set(needed) <= set(said) else None
+
+    return wait_for(check, 30, f"{kind} Events {needed} in {namespace}")
+
+
 def apply_manifest(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
 
