@@ -3,7 +3,8 @@
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (version-stamped), etcd, etcdctl,
 # kwok and kwokctl; helm (for the chart's tests) into ~/.cache/berth/helm-<version>/bin; and Flux's
 # source-controller and helm-controller with their CRDs into ~/.cache/berth/flux_<versions>/, and Argo CD (with a
-# Redis stand-in and the helm 3 it runs) into ~/.cache/berth/argocd_<versions>/, for the GitOps tests.
+# Redis stand-in and the helm 3 it runs) into ~/.cache/berth/argocd_<versions>/, for the GitOps tests; and the
+# Prometheus Operator's monitor CRDs into ~/.cache/berth/prometheus-operator-<version>/crds.
 # Idempotent: a group whose binaries exist and answer with the pinned version is only checked, so a warm
 # run takes a second.
 set -euo pipefail
@@ -149,6 +150,20 @@ build_argocd() {
     "$ARGOCD_DIR/bin/redis=./redis" "$ARGOCD_DIR/bin/argocd=$module/cmd"
 }
 
+# The Prometheus Operator's ServiceMonitor and PodMonitor CRDs (no binary): the chart's monitors are applied
+# against them. Its module carries them as files; nothing of it is built.
+fetch_prometheus_crds() {
+  local module=github.com/prometheus-operator/prometheus-operator
+  if [ -f "$PROMETHEUS_CRD_DIR/monitoring.coreos.com_servicemonitors.yaml" ]; then
+    log "prometheus-operator CRDs $PROMETHEUS_OPERATOR_VERSION: up to date"
+    return
+  fi
+  mkdir -p "$PROMETHEUS_CRD_DIR"
+  go mod download "$module@$PROMETHEUS_OPERATOR_VERSION"
+  install -m 644 "$GOMODCACHE/$module@$PROMETHEUS_OPERATOR_VERSION"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors}.yaml \
+    "$PROMETHEUS_CRD_DIR/"
+}
+
 start=$SECONDS
 if [ "${1:-}" = helm ]; then  # only helm: enough for the chart's cluster-free tests
   build_helm
@@ -160,4 +175,5 @@ build_kubernetes
 build_helm
 build_flux
 build_argocd
-log "control plane binaries ready in $CONTROLPLANE_BIN, helm in $HELM_BIN, flux in $FLUX_DIR, argocd in $ARGOCD_DIR ($((SECONDS - start)) s)"
+fetch_prometheus_crds
+log "control plane binaries ready in $CONTROLPLANE_BIN, helm in $HELM_BIN, flux in $FLUX_DIR, argocd in $ARGOCD_DIR, Prometheus Operator CRDs in $PROMETHEUS_CRD_DIR ($((SECONDS - start)) s)"

@@ -105,7 +105,8 @@ case "${1:-}" in
   helm) echo "$HELM_BIN/helm" ;;
   flux) echo "$FLUX_DIR" ;;
   argocd) echo "$ARGOCD_DIR" ;;
+  prometheus-crds) echo "$PROMETHEUS_CRD_DIR" ;;
   show) show ;;
   config) write_config ;;
-  *) echo "usage: $0 up|down|kubeconfig|status|bin|helm|flux|argocd|show|config" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|kubeconfig|status|bin|helm|flux|argocd|prometheus-crds|show|config" >&2; exit 2 ;;
 esac

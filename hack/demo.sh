@@ -35,12 +35,24 @@ current-context: berth-operator
 YAML
 }
 
+# Polled rather than `kubectl wait --for=condition=Established`, which fails outright while a CRD just
+# created has no conditions yet.
+wait_established() {
+  local query='{.status.conditions[?(@.type=="Established")].status}'
+  for _ in $(seq 150); do
+    [ "$(k get crd "$1" -o jsonpath="$query" 2>/dev/null)" = True ] && return 0
+    sleep 0.2
+  done
+  log "CRD $1 not established after 30 s"
+  return 1
+}
+
 up() {
   mkdir -p "$DEMO_DIR"
   "$HACK_DIR/cluster.sh" up
   log "installing the CRD and the operator's RBAC"
   k apply --server-side -f "$REPO_ROOT/crds/" >&2
-  k wait --for=condition=Established crd/modeldeployments.berth.dev --timeout=30s >&2
+  wait_established modeldeployments.berth.dev
   k create namespace berth-system --dry-run=client -o yaml | k apply -f - >&2
   k apply --server-side -f "$REPO_ROOT/deploy/rbac.yaml" >&2
   if operator_running; then

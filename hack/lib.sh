@@ -13,6 +13,7 @@ CONTROLPLANE_BIN="$CONTROLPLANE_DIR/bin"
 HELM_BIN="$BERTH_CACHE/helm-${HELM_VERSION}/bin"
 FLUX_DIR="$BERTH_CACHE/flux_source-${FLUX_SOURCE_CONTROLLER_VERSION}_helm-${FLUX_HELM_CONTROLLER_VERSION}"
 ARGOCD_DIR="$BERTH_CACHE/argocd-${ARGOCD_VERSION}_helm-${ARGOCD_HELM_VERSION}"
+PROMETHEUS_CRD_DIR="$BERTH_CACHE/prometheus-operator-${PROMETHEUS_OPERATOR_VERSION}/crds"
 CONTROLPLANE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd etcdctl kwok kwokctl)
 
 # Module downloads and compiled packages are shared by every version folder.

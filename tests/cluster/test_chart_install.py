@@ -9,8 +9,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import Cluster, cluster_script, wait_for
 from tests.support.helm import CHART, helm, release_objects, set_flags
 from tests.support.manifests import model_deployment
 from tests.support.operator import (
@@ -24,6 +25,7 @@ from tests.support.operator import (
 
 pytestmark = pytest.mark.cluster
 RELEASE = "berth-e2e"
+MONITOR_KINDS = ("ServiceMonitor", "PodMonitor")
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
@@ -43,11 +45,37 @@ def can_i(cluster: Cluster, kubeconfig: Path, *args: str) -> bool:
     return done.stdout.strip() == "yes"
 
 
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def assert_service_monitor_scrapes_the_operator(cluster: Cluster, namespace: str) -> None:
+    monitor = get_json(cluster, "servicemonitor", RELEASE, "-n", namespace)["spec"]
+    services = [s for s in get_json(cluster, "services", "-n", namespace)["items"]
+                if matches(monitor["selector"]["matchLabels"], s["metadata"].get("labels", {}))]  # fmt: skip
+    assert len(services) == 1, [s["metadata"]["name"] for s in services]
+    ports = {p.get("name") for p in services[0]["spec"]["ports"]}
+    assert {e["port"] for e in monitor["endpoints"]} <= ports, ports
+
+
+def assert_pod_monitor_selects_inference_pods(cluster: Cluster, namespace: str, models: str) -> None:
+    monitor = get_json(cluster, "podmonitor", f"{RELEASE}-inference", "-n", namespace)["spec"]
+    assert monitor["namespaceSelector"] == {"matchNames": [models]}
+    pods = [p for p in get_json(cluster, "pods", "-n", models)["items"]
+            if matches(monitor["selector"]["matchLabels"], p["metadata"]["labels"])]  # fmt: skip
+    assert pods, "the PodMonitor selects the operator's inference pods"
+    for pod in pods:
+        ports = {p.get("name") for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+        assert {e["port"] for e in monitor["podMetricsEndpoints"]} <= ports, ports
+
+
 def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninstall(
     cluster: Cluster, operator: OperatorProcess, tmp_path: Path
 ) -> None:
     system, models = restricted_namespace(cluster, "berth-chart"), restricted_namespace(cluster, "models")
-    values = {"rbac.namespaces": [models], "networkPolicy.enabled": True, "dashboard.enabled": True}
+    values = {"rbac.namespaces": [models], "networkPolicy.enabled": True, "dashboard.enabled": True,
+              "metrics.serviceMonitor.enabled": True}  # fmt: skip
+    cluster.install_crds(Path(cluster_script("prometheus-crds")))  # the Prometheus Operator's, as a user has them
     operator.stop()  # the session's operator watches every namespace; the chart's account takes over here
     chart_operator = None
     try:
@@ -55,6 +83,12 @@ def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninst
              kubeconfig=cluster.kubeconfig)  # fmt: skip
         deployment = get_json(cluster, "deployment", RELEASE, "-n", system)
         assert deployment["status"]["availableReplicas"] == 1, "its pod passed the restricted profile and runs"
+        # The API server prunes fields a CRD does not know; a strict dry run refuses them instead.
+        monitors = [d for d in yaml.safe_load_all(helm("get", "manifest", RELEASE, "-n", system,
+                    kubeconfig=cluster.kubeconfig).stdout) if d and d["kind"] in MONITOR_KINDS]  # fmt: skip
+        assert len(monitors) == 2
+        cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-", stdin=yaml.safe_dump_all(monitors))
+        assert_service_monitor_scrapes_the_operator(cluster, system)
 
         kubeconfig = service_account_kubeconfig(cluster, tmp_path / "chart-sa.yaml", (system, RELEASE))
         assert can_i(cluster, kubeconfig, "create", "deployments.apps", "-n", models)
@@ -85,13 +119,16 @@ def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninst
         md = wait_for(lambda: (m := get_json(cluster, "md", "chart", "-n", models))["status"]["history"][-1]["outcome"]
                       == "Succeeded" and m, 30, "v2 recorded as Succeeded")  # fmt: skip
         assert [e["version"] for e in md["status"]["history"]] == ["v1", "v2"]
+        assert_pod_monitor_selects_inference_pods(cluster, system, models)
         cluster.kubectl("delete", "md", "chart", "-n", models, "--wait=true", "--timeout=60s")
         wait_for(lambda: not get_json(cluster, "deployments", "-n", models)["items"], 60, "children collected")
         assert "Forbidden" not in chart_operator.log(), chart_operator.log()
 
         # Upgrade to cluster-wide RBAC: the per-namespace Role goes, the ClusterRole grows.
-        helm("upgrade", RELEASE, str(CHART), "-n", system, *set_flags({"rbac.namespaces": []}), "--wait",
-             kubeconfig=cluster.kubeconfig)  # fmt: skip
+        wider = {"rbac.namespaces": [], "metrics.serviceMonitor.enabled": True}
+        helm("upgrade", RELEASE, str(CHART), "-n", system, *set_flags(wider), "--wait", kubeconfig=cluster.kubeconfig)
+        pod_monitor = get_json(cluster, "podmonitor", f"{RELEASE}-inference", "-n", system)
+        assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
         assert not get_json(cluster, "roles", "-n", models)["items"], "no Role left behind in the old namespace"
         assert not get_json(cluster, "networkpolicies", "-n", system)["items"]
         # The API server's RBAC authorizer reads roles through an informer: the wider grant lands a moment later.
@@ -104,6 +141,7 @@ def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninst
         chart_operator.stop()
         helm("uninstall", RELEASE, "-n", system, "--wait", kubeconfig=cluster.kubeconfig)
         wait_for(lambda: not release_objects(cluster, RELEASE), 60, "every object of the release gone")
+        assert not cluster.kubectl("get", ",".join(MONITOR_KINDS), "-n", system, "-o", "name").stdout.strip()
         cluster.kubectl("delete", "md", "left", "-n", models, "--wait=true", "--timeout=30s")
         wait_for(lambda: not get_json(cluster, "deployments,services", "-n", models)["items"], 60, "owned objects gone")
         assert get_json(cluster, "crd", "modeldeployments.berth.dev"), "Helm keeps CRDs (and so the users' objects)"
