@@ -1,5 +1,6 @@
 # The runtime image the inference pods and staging Jobs run: berth[runtime] (PyTorch, transformers), non-root,
-# no model inside (weights come from the model cache or a volume at /models).
+# no model inside (weights come from the model cache or a volume at /models; berth://demo makes its random
+# weights under $HOME at start).
 #   CPU:  docker build -f images/runtime.Dockerfile -t ghcr.io/berth-dev/berth-runtime:0.1.0-cpu .
 #   CUDA: docker build -f images/runtime.Dockerfile --build-arg TORCH_INDEX_URL=https://pypi.org/simple \
 #           --build-arg EXTRAS=runtime-gpu -t ghcr.io/berth-dev/berth-runtime:0.1.0 .

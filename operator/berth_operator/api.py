@@ -20,7 +20,8 @@ PLURAL = "modeldeployments"
 SINGULAR = "modeldeployment"
 SHORT_NAMES = ["md"]
 
-SOURCE_SCHEMES = ("hf", "s3", "pvc", "file")
+# The runtime's embedded demo model: random weights made at start (no GPU needed, nothing downloaded).
+DEMO_SOURCE = "berth://demo"
 Quantization = Literal["none", "bf16", "fp16", "int8", "int4"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 # Tensor parallelism splits attention heads evenly across GPUs, so only powers of two make sense.
@@ -96,7 +97,8 @@ class ModelSource(ApiModel):
     source: str = Field(
         min_length=7,
         max_length=1024,
-        description="hf://org/name, s3://bucket/prefix, pvc://claim/path or file:///path (inside the image).",
+        description="hf://org/name, s3://bucket/prefix, pvc://claim/path, file:///path (inside the image), or "
+        f"{DEMO_SOURCE} (the runtime's demo model: random weights, output not meaningful).",
     )
     revision: str | None = Field(
         default=None,
@@ -123,8 +125,8 @@ class ModelSource(ApiModel):
 
     rules = (
         Rule(
-            rule="self.source.matches('^(hf|s3|pvc|file)://.+')",
-            message="must start with hf://, s3://, pvc:// or file:// followed by a location",
+            rule=f"self.source.matches('^(hf|s3|pvc|file)://.+') || self.source == '{DEMO_SOURCE}'",
+            message=f"must start with hf://, s3://, pvc:// or file:// followed by a location, or be {DEMO_SOURCE}",
             field_path=".source",
         ),
         Rule(
@@ -149,7 +151,7 @@ class ModelSource(ApiModel):
         ),
         Rule(
             rule="!has(self.credentialsSecret) || self.source.startsWith('hf://') || self.source.startsWith('s3://')",
-            message="applies to hf:// and s3:// sources only; pvc:// and file:// sources need no credentials",
+            message="applies to hf:// and s3:// sources only; local sources need no credentials",
             field_path=".credentialsSecret",
         ),
         Rule(

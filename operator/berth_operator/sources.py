@@ -67,6 +67,8 @@ def model_mount(model: ModelSource, owner: str) -> ModelMount:
             mounts=[READ_ONLY_MOUNT],
             claim=claim,
         )
+    if scheme == "berth":  # the demo model (the API admits only berth://demo)
+        return ModelMount(model_path=contract.DEMO_MODEL)
     if scheme == "file":
         # A path inside the runtime image (a model baked into a derived image); no volume needed.
         return ModelMount(model_path="/" + rest.lstrip("/"))

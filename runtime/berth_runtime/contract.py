@@ -25,6 +25,7 @@ MODEL_DIR = "/models"  # where a pvc:// volume is mounted or hf:// / s3:// weigh
 CACHE_DIR = "/cache"  # the model cache volume, in the staging Job's container
 SCRATCH_DIR = "/tmp"  # the only writable path in the container (an emptyDir)
 CA_DIR = "/etc/berth/ca"  # spec.model.caBundle's ConfigMap, in the containers that download weights
+DEMO_MODEL = "demo"  # `--model demo`: the embedded demo model, made under $HOME at start, never downloaded
 
 # Environment the operator sets on every runtime container.
 ENV_HOME = "HOME"

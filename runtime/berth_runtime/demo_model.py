@@ -13,7 +13,9 @@ import json
 import os
 from pathlib import Path
 
-DEMO = "demo"
+from berth_runtime.contract import DEMO_MODEL
+
+DEMO = DEMO_MODEL
 SHAPE = {
     "vocab_size": 32000,
     "hidden_size": 512,

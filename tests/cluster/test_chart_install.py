@@ -5,6 +5,9 @@ profile, so the API server itself refuses any pod of the chart or the operator t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -69,6 +72,16 @@ def assert_pod_monitor_selects_inference_pods(cluster: Cluster, namespace: str, 
         assert {e["port"] for e in monitor["podMetricsEndpoints"]} <= ports, ports
 
 
+def run_notes_demo(cluster: Cluster, notes: str) -> subprocess.CompletedProcess[str]:
+    """The commands NOTES.txt gives for the demo model, pasted into a shell as a new user would."""
+    block = notes.split("Deploy the demo model", 1)[1].split("\n\n", 1)[0]
+    script = "\n".join(line for line in block.splitlines() if line.startswith("  "))
+    path = os.pathsep.join((str(cluster.bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]))
+    env = {**os.environ, "PATH": path, "KUBECONFIG": str(cluster.kubeconfig)}
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, env=env,
+                          timeout=180)  # fmt: skip
+
+
 def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninstall(
     cluster: Cluster, operator: OperatorProcess, tmp_path: Path
 ) -> None:
@@ -108,6 +121,11 @@ def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninst
         chart_operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", extra_args=namespaced,
                                          extra_env={"BERTH_CHECK_SECRETS": "true"})  # fmt: skip
         chart_operator.start()
+        notes = helm("get", "notes", RELEASE, "-n", system, kubeconfig=cluster.kubeconfig).stdout
+        done = run_notes_demo(cluster, notes)
+        assert done.returncode == 0 and "rollout complete" in done.stdout, (done.stdout, done.stderr)
+        wait_condition(cluster, models, "tiny-demo", "Ready", "True")
+        cluster.kubectl("delete", "md", "tiny-demo", "-n", models, "--wait=true", "--timeout=60s")
 
         spec = {"model": {"source": "file:///opt/models/tiny"}, "gpus": 0, "replicas": 1, "version": "v1"}
         apply_manifest(cluster, models, model_deployment("chart", **spec))

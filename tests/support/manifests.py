@@ -52,6 +52,7 @@ def merge(target: dict[str, Any], change: dict[str, Any]) -> None:
 
 INVALID = [
     Invalid("unknown-scheme", {"model": {"source": "ftp://host/model"}}, "spec.model.source", ("hf://", "pvc://")),
+    Invalid("other-berth-model", {"model": {"source": "berth://llama"}}, "spec.model.source", ("berth://demo",)),
     Invalid("hf-without-revision", {"model": {"source": "hf://org/model"}}, "spec.model.revision", ("pin",)),
     Invalid(
         "credentials-for-local-source",

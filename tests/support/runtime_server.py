@@ -22,14 +22,20 @@ class RuntimeServer:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # A whole command line (args unused), with its own --port, and the environment it runs with.
+    argv: list[str] | None = None
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait_ready: bool = True, timeout: float = 120) -> RuntimeServer:
-        command = [sys.executable, "-m", "berth_runtime.cli", "serve", "--port", str(self.port), *self.args]
-        self.process = subprocess.Popen(command, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT)
+        serve = [sys.executable, "-m", "berth_runtime.cli", "serve", "--port", str(self.port), *self.args]
+        command = self.argv or serve
+        self.process = subprocess.Popen(
+            command, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, env=self.env
+        )
         if wait_ready:
             self.wait_until(lambda: self.get("/ready")[0] == 200, timeout, "/ready")
         return self

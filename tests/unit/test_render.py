@@ -93,11 +93,18 @@ def test_hf_source_without_the_cache_is_fetched_by_an_init_container_with_mirror
     assert not any("secretRef" in str(e) for e in runtime_env), "the runtime never sees hub credentials"
 
 
-def test_file_source_needs_no_volume() -> None:
-    spec = pod_spec(model={"source": "file:///opt/models/tiny"})
-    assert [v["name"] for v in spec["volumes"]] == ["scratch"] and flag(
-        spec["containers"][0]["args"], "--model"
-    ) == "/opt/models/tiny"
+@pytest.mark.parametrize(
+    ("source", "model"), [("file:///opt/models/tiny", "/opt/models/tiny"), ("berth://demo", "demo")]
+)
+def test_local_sources_need_no_volume(source: str, model: str) -> None:
+    """file:// is a path inside the image; berth://demo is the runtime's demo model, made at start under
+    $HOME, which is the scratch volume."""
+    spec = pod_spec(model={"source": source})
+    assert [v["name"] for v in spec["volumes"]] == ["scratch"] and not spec.get("initContainers")
+    container = spec["containers"][0]
+    assert flag(container["args"], "--model") == model
+    home = next(e["value"] for e in container["env"] if e["name"] == "HOME")
+    assert any(m["mountPath"] == home and not m.get("readOnly") for m in container["volumeMounts"])
 
 
 def test_probes_tolerate_long_loads_and_drain_fits_the_grace_period() -> None:
