@@ -5,6 +5,7 @@
 # source-controller and helm-controller with their CRDs into ~/.cache/berth/flux_<versions>/, and Argo CD (with a
 # Redis stand-in and the helm 3 it runs) into ~/.cache/berth/argocd_<versions>/, for the GitOps tests; and the
 # Prometheus Operator's monitor CRDs into ~/.cache/berth/prometheus-operator-<version>/crds.
+# `cluster` builds only the first group (what a local cluster needs), `helm` only helm.
 # Idempotent: a group whose binaries exist and answer with the pinned version is only checked, so a warm
 # run takes a second.
 set -euo pipefail
@@ -172,6 +173,10 @@ fi
 build_etcd
 build_kwok
 build_kubernetes
+if [ "${1:-}" = cluster ]; then  # only the cluster: enough for the demo and `make cluster-up`
+  log "control plane binaries ready in $CONTROLPLANE_BIN ($((SECONDS - start)) s)"
+  exit 0
+fi
 build_helm
 build_flux
 build_argocd

@@ -55,7 +55,7 @@ YAML
 }
 
 up() {
-  "$HACK_DIR/build-controlplane.sh"
+  "$HACK_DIR/build-controlplane.sh" cluster
   if running; then
     log "cluster $CLUSTER_NAME: already running ($KUBECONFIG_PATH)"
     return

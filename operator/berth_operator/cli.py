@@ -47,11 +47,19 @@ def render_command(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace, with_pods: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from berth_operator.kube import Kube, load_api_client
+    from berth_operator.kube import Kube, KubeError, load_api_client
     from berth_operator.naming import serving_pods_selector
 
     kube = Kube(load_api_client(args.kubeconfig))
-    found = kube.get(api.API_VERSION, api.KIND, args.namespace, args.name)
+    try:
+        found = kube.get(api.API_VERSION, api.KIND, args.namespace, args.name)
+    except KubeError as error:
+        if error.status != 404:
+            raise
+        raise SystemExit(
+            f"berth: this cluster does not serve {api.API_VERSION} {api.KIND} ({error.message}): install the CRD "
+            f"{api.PLURAL}.{api.GROUP} first (the Helm chart, deploy/install.yaml or crds/)"
+        ) from None
     if found is None:
         raise SystemExit(f"berth: {api.KIND} {args.namespace}/{args.name} not found")
     pods = kube.list("v1", "Pod", args.namespace, serving_pods_selector(args.name)) if with_pods else []

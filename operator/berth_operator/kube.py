@@ -45,6 +45,11 @@ class KubeError(Exception):
         return "NamespaceTerminating" in self.causes
 
     @property
+    def not_found(self) -> bool:
+        """The object does not exist; a 404 without a Status (reason NotFound) means the API itself is not served."""
+        return self.status == 404 and self.reason == "NotFound"
+
+    @property
     def client_error(self) -> bool:
         """The request itself was refused (invalid, forbidden): retrying the same thing will not help."""
         return self.status in (400, 403, 422)
@@ -90,7 +95,13 @@ class Kube:
         )
         response = self.api_client.call_api(method, full_url, header_params=headers, body=payload)
         data = response.read()
-        parsed = json.loads(data) if data else {}
+        try:
+            parsed = json.loads(data) if data else {}
+        except ValueError:
+            if response.status < 400:
+                raise
+            # A path the API server does not serve at all (e.g. the CRD is not installed) gets plain text.
+            parsed = {"message": data.decode(errors="replace").strip()}
         if response.status >= 400:
             raise KubeError(response.status, parsed if isinstance(parsed, dict) else None, method, url)
         return parsed
@@ -109,7 +120,7 @@ class Kube:
         try:
             return self.request("GET", path(api_version, kind, namespace, name))
         except KubeError as error:
-            if error.status == 404:
+            if error.not_found:
                 return None
             raise
 

@@ -93,6 +93,8 @@ def local_cluster() -> Iterator[Cluster]:
     """Brings the local cluster up, or reuses a running one; stops it afterwards only if it started it
     (set BERTH_KEEP_CLUSTER=1 to keep it for the next run)."""
     started_here = not cluster_running()
+    # Everything the cluster tier runs (helm, Flux, Argo CD too); `up` builds only the cluster's binaries.
+    subprocess.run([str(CLUSTER_SCRIPT.with_name("build-controlplane.sh"))], check=True, stdout=subprocess.DEVNULL)
     cluster_script("up")
     try:
         yield Cluster(kubeconfig=Path(cluster_script("kubeconfig")), bin_dir=Path(cluster_script("bin")))
