@@ -13,9 +13,6 @@ import json
 import os
 from pathlib import Path
 
-from berth_runtime.contract import DEMO_MODEL
-
-DEMO = DEMO_MODEL
 SHAPE = {
     "vocab_size": 32000,
     "hidden_size": 512,

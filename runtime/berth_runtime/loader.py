@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from berth_runtime import quantization
-from berth_runtime.demo_model import DEFAULT_CHAT_TEMPLATE, DEMO, ensure_demo_model
+from berth_runtime.contract import DEMO_MODEL
+from berth_runtime.demo_model import DEFAULT_CHAT_TEMPLATE, ensure_demo_model
 from berth_runtime.errors import LoadError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -57,7 +58,7 @@ class LoadedModel:
 
 
 def resolve_model_path(model: str) -> Path:
-    if model == DEMO:
+    if model == DEMO_MODEL:
         return ensure_demo_model()
     path = Path(model)
     if not (path / "config.json").is_file():

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.support.cluster import Cluster, cluster_script, wait_for
-from tests.support.helm import CHART, helm, release_objects, set_flags
+from tests.support.helm import CHART, find, helm, objects_of, release_objects, set_flags
 from tests.support.manifests import model_deployment
 from tests.support.operator import (
     OperatorProcess,
@@ -48,14 +48,10 @@ def can_i(cluster: Cluster, kubeconfig: Path, *args: str) -> bool:
     return done.stdout.strip() == "yes"
 
 
-def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(key) == value for key, value in selector.items())
-
-
 def assert_service_monitor_scrapes_the_operator(cluster: Cluster, namespace: str) -> None:
     monitor = get_json(cluster, "servicemonitor", RELEASE, "-n", namespace)["spec"]
     services = [s for s in get_json(cluster, "services", "-n", namespace)["items"]
-                if matches(monitor["selector"]["matchLabels"], s["metadata"].get("labels", {}))]  # fmt: skip
+                if monitor["selector"]["matchLabels"].items() <= s["metadata"].get("labels", {}).items()]  # fmt: skip
     assert len(services) == 1, [s["metadata"]["name"] for s in services]
     ports = {p.get("name") for p in services[0]["spec"]["ports"]}
     assert {e["port"] for e in monitor["endpoints"]} <= ports, ports
@@ -65,7 +61,7 @@ def assert_pod_monitor_selects_inference_pods(cluster: Cluster, namespace: str, 
     monitor = get_json(cluster, "podmonitor", f"{RELEASE}-inference", "-n", namespace)["spec"]
     assert monitor["namespaceSelector"] == {"matchNames": [models]}
     pods = [p for p in get_json(cluster, "pods", "-n", models)["items"]
-            if matches(monitor["selector"]["matchLabels"], p["metadata"]["labels"])]  # fmt: skip
+            if monitor["selector"]["matchLabels"].items() <= p["metadata"]["labels"].items()]  # fmt: skip
     assert pods, "the PodMonitor selects the operator's inference pods"
     for pod in pods:
         ports = {p.get("name") for c in pod["spec"]["containers"] for p in c.get("ports", [])}
@@ -97,8 +93,8 @@ def test_helm_install_then_the_operator_as_the_charts_account_upgrade_and_uninst
         deployment = get_json(cluster, "deployment", RELEASE, "-n", system)
         assert deployment["status"]["availableReplicas"] == 1, "its pod passed the restricted profile and runs"
         # The API server prunes fields a CRD does not know; a strict dry run refuses them instead.
-        monitors = [d for d in yaml.safe_load_all(helm("get", "manifest", RELEASE, "-n", system,
-                    kubeconfig=cluster.kubeconfig).stdout) if d and d["kind"] in MONITOR_KINDS]  # fmt: skip
+        installed = objects_of(helm("get", "manifest", RELEASE, "-n", system, kubeconfig=cluster.kubeconfig).stdout)
+        monitors = [o for kind in MONITOR_KINDS for o in find(installed, kind)]
         assert len(monitors) == 2
         cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-", stdin=yaml.safe_dump_all(monitors))
         assert_service_monitor_scrapes_the_operator(cluster, system)

@@ -14,6 +14,7 @@ from berth_operator.render import Settings, render_all
 from berth_operator.rollout_plan import Strategy
 from berth_operator.validation import parse_model_deployment
 from tests.support.cluster import REPO_ROOT
+from tests.support.operator import free_port
 from tests.support.runtime_server import RuntimeServer
 
 EXAMPLE = REPO_ROOT / "examples" / "tiny-demo.yaml"
@@ -28,16 +29,21 @@ def rendered_container(manifest: Path) -> dict:
 
 def test_the_demo_example_s_container_loads_serves_and_drains(tmp_path: Path) -> None:
     container = rendered_container(EXAMPLE)
-    server = RuntimeServer([], tmp_path / "pod.log")
+    port = free_port()
     args = list(container["args"])
-    args[args.index("--port") + 1] = str(server.port)
+    args[args.index("--port") + 1] = str(port)
     args[args.index("--host") + 1] = "127.0.0.1"  # loopback here; the pod listens on its own address
     scratch = tmp_path / "scratch"  # the emptyDir: nothing of this machine's caches is visible
     scratch.mkdir()
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["HOME"] == next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "scratch")
-    server.argv = [str(Path(sys.executable).parent / container["command"][0]), *args]
-    server.env = {"PATH": os.environ["PATH"], **env, "HOME": str(scratch)}
+    server = RuntimeServer(
+        [],
+        tmp_path / "pod.log",
+        port=port,
+        argv=[str(Path(sys.executable).parent / container["command"][0]), *args],
+        env={"PATH": os.environ["PATH"], **env, "HOME": str(scratch)},
+    )
     try:
         server.start(wait_ready=False)
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 
@@ -46,6 +46,11 @@ def run_captured(command: list[str], stdin: str | None = None, check: bool = Tru
     return done
 
 
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    """An object's status condition of that type, or {} (also while status.conditions is still null)."""
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
+
+
 @dataclass(frozen=True)
 class Cluster:
     kubeconfig: Path
@@ -66,13 +71,7 @@ class Cluster:
             # Polled here: `kubectl wait -f` fails outright while a new CRD has no conditions at all yet.
             found = json.loads(self.kubectl("get", *names, "-o", "json").stdout)
             crds = found.get("items", [found])  # one name gets the object itself, not a List
-            return all(
-                any(
-                    c["type"] == "Established" and c["status"] == "True"
-                    for c in crd.get("status", {}).get("conditions") or []
-                )
-                for crd in crds
-            )
+            return all(condition(crd, "Established").get("status") == "True" for crd in crds)
 
         wait_for(established, 60, f"{directory.name}: CRDs established", interval=0.2)
 

@@ -33,7 +33,12 @@ def set_flags(values: dict[str, Any]) -> list[str]:
 
 def template(values: dict[str, Any] | None = None, *extra: str, release: str = "berth") -> list[dict[str, Any]]:
     done = helm("template", release, str(CHART), "--namespace", "berth-system", *set_flags(values or {}), *extra)
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return objects_of(done.stdout)
+
+
+def objects_of(manifest: str) -> list[dict[str, Any]]:
+    """The objects of a multi-document YAML manifest (helm template, helm get manifest)."""
+    return [doc for doc in yaml.safe_load_all(manifest) if doc]
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.cluster import REPO_ROOT, Cluster, wait_for
+from tests.support.cluster import REPO_ROOT, Cluster, condition, wait_for
 
 CRD_DIR = REPO_ROOT / "crds"
 RBAC = REPO_ROOT / "deploy" / "rbac.yaml"
@@ -103,10 +103,6 @@ class OperatorProcess:
 
 def get_json(cluster: Cluster, *args: str) -> dict[str, Any]:
     return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
-def condition(md: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in (md.get("status") or {}).get("conditions", []) if c["type"] == type_), {})
 
 
 def wait_status(
