@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo demo-down generate venv controlplane controlplane-cluster helm cluster-up cluster-down kubeconfig test test-fast test-cluster lint
+.PHONY: demo demo-down generate venv controlplane controlplane-cluster helm images cluster-up cluster-down kubeconfig test test-fast test-cluster test-real lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ controlplane-cluster:
 helm:
 	hack/build-controlplane.sh helm
 
-cluster-up:
+# The operator and runtime images (podman, on a base made from Debian packages), for the real node.
+images:
+	hack/images.sh build
+
+cluster-up: images
 	hack/cluster.sh up
 
 cluster-down:
@@ -34,23 +38,27 @@ cluster-down:
 kubeconfig:
 	@hack/cluster.sh kubeconfig
 
-# All tests: the fast cluster-free tier, then the tier that runs against the local control plane
-# (started by the test session if it is not running, and stopped again if the session started it).
-test: venv controlplane
+# All tests: the fast cluster-free tier, then the tier that runs against the local control plane on kwok nodes,
+# then the real node's (Berth's images on a kubelet). The cluster is started by the test session if it is not
+# running, and stopped again if the session started it.
+test: venv controlplane images
 	$(PY) -m pytest
 
 test-fast: venv helm
 	$(PY) -m pytest -m "not cluster"
 
-test-cluster: venv controlplane
+test-cluster: venv controlplane images
 	$(PY) -m pytest -m cluster
+
+test-real: venv controlplane images
+	$(PY) -m pytest -m real
 
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 # The main job: the local cluster, the operator and an example ModelDeployment, Ready.
-demo: venv controlplane-cluster
+demo: venv controlplane-cluster images
 	hack/demo.sh up
 
 demo-down:

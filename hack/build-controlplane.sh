@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local test control plane from Go modules into ~/.cache/berth/<versions>/bin:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (version-stamped), etcd, etcdctl,
-# kwok and kwokctl; helm (for the chart's tests) into ~/.cache/berth/helm-<version>/bin; and Flux's
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, and the real node's kubelet and kube-proxy
+# (version-stamped), etcd, etcdctl,
+# kwok and kwokctl; containerd for the real node into ~/.cache/berth/containerd-<version>/bin; helm (for the chart's tests) into ~/.cache/berth/helm-<version>/bin; and Flux's
 # source-controller and helm-controller with their CRDs into ~/.cache/berth/flux_<versions>/, and Argo CD (with a
 # Redis stand-in and the helm 3 it runs) into ~/.cache/berth/argocd_<versions>/, for the GitOps tests; and the
 # Prometheus Operator's monitor CRDs into ~/.cache/berth/prometheus-operator-<version>/crds.
@@ -27,7 +28,8 @@ module_pinned() { # module_pinned DIR MODULE VERSION
 
 build_kubernetes() {
   if have kube-apiserver "$KUBERNETES_VERSION" --version && have kube-controller-manager "$KUBERNETES_VERSION" --version \
-    && have kube-scheduler "$KUBERNETES_VERSION" --version && have kubectl "$KUBERNETES_VERSION" version --client; then
+    && have kube-scheduler "$KUBERNETES_VERSION" --version && have kubectl "$KUBERNETES_VERSION" version --client \
+    && have kubelet "$KUBERNETES_VERSION" --version && have kube-proxy "$KUBERNETES_VERSION" --version; then
     log "kubernetes $KUBERNETES_VERSION: up to date"
     return
   fi
@@ -43,7 +45,8 @@ build_kubernetes() {
     cd "$HACK_DIR/controlplane/kubernetes"
     go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$CONTROLPLANE_BIN/" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+      k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
   )
 }
 
@@ -70,6 +73,22 @@ build_kwok() {
   # kwok's go.mod has no replace directives, so go install works; stamp the version it reports.
   GOBIN="$CONTROLPLANE_BIN" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+}
+
+# The real node's container runtime. containerd's go.mod has no replace directives, so go install works; the
+# storage drivers that need cgo are left out (the node uses overlayfs).
+build_containerd() {
+  if [ -x "$CONTAINERD_BIN/containerd-shim-runc-v2" ] && [ -x "$CONTAINERD_BIN/ctr" ] \
+    && "$CONTAINERD_BIN/containerd" --version 2>/dev/null | grep -qF "$CONTAINERD_VERSION"; then
+    log "containerd $CONTAINERD_VERSION: up to date"
+    return
+  fi
+  log "containerd $CONTAINERD_VERSION: building"
+  mkdir -p "$CONTAINERD_BIN"
+  local module=github.com/containerd/containerd/v2
+  GOBIN="$CONTAINERD_BIN" go install -trimpath -tags no_btrfs,no_devmapper,no_zfs \
+    -ldflags "-s -w -X $module/version.Version=$CONTAINERD_VERSION" "$module/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "$module/cmd/ctr@$CONTAINERD_VERSION" "$module/cmd/containerd@$CONTAINERD_VERSION"
 }
 
 build_helm() {
@@ -173,6 +192,7 @@ fi
 build_etcd
 build_kwok
 build_kubernetes
+build_containerd
 if [ "${1:-}" = cluster ]; then  # only the cluster: enough for the demo and `make cluster-up`
   log "control plane binaries ready in $CONTROLPLANE_BIN ($((SECONDS - start)) s)"
   exit 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local test cluster: a real control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler) run by kwokctl's binary runtime, with kwok standing in for kubelets.
+# kube-scheduler) run by kwokctl's binary runtime, with kwok standing in for the GPU and CPU nodes, and one real
+# node (hack/node.sh: kubelet, containerd, kube-proxy) that runs Berth's images.
 #   hack/cluster.sh up          build what is missing, start the cluster, add the nodes (no-op if running)
 #   hack/cluster.sh down        stop it and remove its processes and files
 #   hack/cluster.sh kubeconfig  print the path of its kubeconfig
@@ -8,13 +9,12 @@
 #   hack/cluster.sh show        print the cluster's version, address and nodes with their GPUs
 #   hack/cluster.sh config      print the kwokctl configuration it starts the cluster with
 #   hack/cluster.sh bin         print the folder of the control-plane binaries (kubectl among them)
-# Everything binds to 127.0.0.1 and lives under ~/.cache/berth/; ~/.kube/config is never touched.
+# Everything binds to 127.0.0.1 (the real node to an address of its own on this machine) and lives under
+# ~/.cache/berth/; ~/.kube/config is never touched.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-CLUSTER_NAME=${BERTH_CLUSTER_NAME:-berth}
-export KWOK_WORKDIR="$BERTH_CACHE/kwok"
-CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
+CLUSTER_DIR=$KWOK_CLUSTER_DIR
 KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
 # kwokctl's readiness checks call kubectl; make sure they call the one built for this version.
 export PATH="$CONTROLPLANE_BIN:$PATH"
@@ -46,6 +46,21 @@ options:
   kwokControllerBinary: $CONTROLPLANE_BIN/kwok
   etcdBinary: $CONTROLPLANE_BIN/etcd
   etcdctlBinary: $CONTROLPLANE_BIN/etcdctl
+# kwok manages only the nodes annotated as fake (hack/kwok/nodes.yaml): the real node's kubelet owns its own.
+# The API server gets a Service range of its own (hack/node.env; the default /24 runs out at 254 Services), and
+# a client certificate for kubelets and their addresses rather than names (nothing resolves the node's name),
+# so logs, exec and port-forward reach the real node.
+componentsPatches:
+- name: kwok-controller
+  extraArgs:
+  - {key: manage-all-nodes, value: "false", override: true}
+  - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
+- name: kube-apiserver
+  extraArgs:
+  - {key: service-cluster-ip-range, value: $SERVICE_CIDR}
+  - {key: kubelet-client-certificate, value: $CLUSTER_DIR/pki/admin.crt}
+  - {key: kubelet-client-key, value: $CLUSTER_DIR/pki/admin.key}
+  - {key: kubelet-preferred-address-types, value: "InternalIP,Hostname"}
 YAML
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
     pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
@@ -58,6 +73,7 @@ up() {
   "$HACK_DIR/build-controlplane.sh" cluster
   if running; then
     log "cluster $CLUSTER_NAME: already running ($KUBECONFIG_PATH)"
+    "$HACK_DIR/node.sh" up
     return
   fi
   local start=$SECONDS config="$BERTH_CACHE/kwokctl-$CLUSTER_NAME.yaml"
@@ -71,10 +87,12 @@ up() {
   # The scheduler needs a default namespace's ServiceAccount before pods can be created there.
   until kubectl_ get serviceaccount default >/dev/null 2>&1; do sleep 0.5; done
   log "cluster $CLUSTER_NAME: ready in $((SECONDS - start)) s; kubeconfig: $KUBECONFIG_PATH"
+  "$HACK_DIR/node.sh" up
 }
 
 down() {
   local pids="" pid tries
+  "$HACK_DIR/node.sh" down
   if [ -d "$CLUSTER_DIR" ]; then
     for pid in "$CLUSTER_DIR"/pids/*.pid; do [ -f "$pid" ] && pids="$pids $(<"$pid")"; done
     kwokctl --name "$CLUSTER_NAME" delete cluster --kubeconfig "$CLUSTER_DIR/kubeconfig.yaml" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job (make demo): the local cluster, the CRD, the operator running as its ServiceAccount,
-# and the example ModelDeployment applied and Ready.
+# The main job (make demo): the local cluster with its real node, the CRD, the operator running as its
+# ServiceAccount, and the example ModelDeployment served by real pods on that node, answering through its Service.
 #   hack/demo.sh up     start everything (reuses what is running)
 #   hack/demo.sh down   stop the operator and the cluster
 set -euo pipefail
@@ -71,48 +71,64 @@ up() {
     done
   fi
   k create namespace berth-demo --dry-run=client -o yaml | k apply -f - >&2
-  k apply -f "$EXAMPLE" >&2
-  k wait --for=condition=Ready modeldeployment/tiny-demo -n berth-demo --timeout=120s >&2
+  # Pod Security "restricted" enforced by the API server: the demo's pods meet it or are refused.
+  k label --overwrite namespace berth-demo pod-security.kubernetes.io/enforce=restricted >&2
+  demo_on_real_node | k apply -f - >&2
+  log "waiting for tiny-demo to be Ready: its pods load the demo model on the real node ($NODE_NAME)"
+  k wait --for=condition=Ready modeldeployment/tiny-demo -n berth-demo --timeout=600s >&2
   echo
   k get modeldeployments -n berth-demo
   echo
   k get deployments,services,poddisruptionbudgets,pods -n berth-demo -o wide
   echo
-  serve_one_request
+  ask_through_the_service
   echo
   echo "The operator runs as ServiceAccount berth-system/berth-operator; metrics: http://127.0.0.1:$METRICS_PORT/metrics"
   echo "Try: export KUBECONFIG=$(kubeconfig) PATH=$CONTROLPLANE_BIN:\$PATH"
   echo "     kubectl scale md tiny-demo -n berth-demo --replicas=3; kubectl get md -n berth-demo -w"
+  echo "     kubectl logs -n berth-demo deploy/tiny-demo; berth status tiny-demo -n berth-demo"
   echo "Stop: make demo-down"
 }
 
-# kwok's pods run no containers, so the runtime those pods would run is shown here, on loopback:
-# the demo model, one chat request through the OpenAI API, then a graceful stop.
-serve_one_request() {
-  local port=${BERTH_DEMO_RUNTIME_PORT:-18000} pid
-  log "starting the runtime (berth-runtime serve --model demo) on 127.0.0.1:$port"
-  "$VENV_BIN/berth-runtime" serve --model demo --port "$port" >"$DEMO_DIR/runtime.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 600); do
-    "$VENV_BIN/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/ready', timeout=1)" \
-      2>/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { tail -20 "$DEMO_DIR/runtime.log" >&2; log "the runtime exited"; exit 1; }
-    sleep 0.5
-  done
-  echo
-  echo "POST /v1/chat/completions (the demo model has random weights: its words mean nothing)"
-  "$VENV_BIN/python" - "$port" <<'PY'
+# examples/tiny-demo.yaml as written, plus what lands its pods on the real node (its label, its taint tolerated)
+# and the runtime image built by hack/images.sh (the chart's default name, so nothing else changes).
+demo_on_real_node() {
+  "$VENV_BIN/python" - "$EXAMPLE" "$NODE_LABEL" "$NODE_TAINT" <<'PY'
+import json, sys
+import yaml
+from berth_operator.render import Settings
+
+example, label, taint = sys.argv[1:]
+md = yaml.safe_load(open(example))
+(label_key, label_value), (taint_key, taint_value) = label.split("="), taint.split("=")
+md["spec"]["scheduling"] = {
+    "nodeSelector": {label_key: label_value},
+    "tolerations": [{"key": taint_key, "operator": "Equal", "value": taint_value, "effect": "NoSchedule"}],
+}
+md["spec"].setdefault("runtime", {})["image"] = Settings().runtime_image
+print(json.dumps(md))
+PY
+}
+
+# One chat request with the official openai client, through the ModelDeployment's Service: kube-proxy's rules on
+# this machine carry the ClusterIP to one of the pods on the real node.
+ask_through_the_service() {
+  local ip
+  ip=$(k get service tiny-demo -n berth-demo -o jsonpath='{.spec.clusterIP}')
+  echo "POST http://$ip:8000/v1/chat/completions through Service berth-demo/tiny-demo"
+  echo "(the demo model has random weights: its words mean nothing)"
+  "$VENV_BIN/python" - "$ip" <<'PY'
 import sys
 import openai
 
-client = openai.OpenAI(base_url=f"http://127.0.0.1:{sys.argv[1]}/v1", api_key="demo")
+client = openai.OpenAI(base_url=f"http://{sys.argv[1]}:8000/v1", api_key="demo", max_retries=3, timeout=60)
 reply = client.chat.completions.create(
-    model="demo", messages=[{"role": "user", "content": "Say hello to Berth."}], max_tokens=16, temperature=0.9, seed=7
+    model="tiny-demo", messages=[{"role": "user", "content": "Say hello to Berth."}], max_tokens=16, temperature=0.9,
+    seed=7,
 )
 print(f"  assistant: {reply.choices[0].message.content.strip()!r}")
 print(f"  finish_reason={reply.choices[0].finish_reason} usage={reply.usage.model_dump()}")
 PY
-  kill -TERM "$pid" && wait "$pid" && log "the runtime drained and exited 0"
 }
 
 down() {

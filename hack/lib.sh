@@ -4,6 +4,8 @@ HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HACK_DIR/.." && pwd)
 # shellcheck source=versions.env
 source "$HACK_DIR/versions.env"
+# shellcheck source=node.env
+source "$HACK_DIR/node.env"
 
 BERTH_CACHE=${BERTH_CACHE:-$HOME/.cache/berth}
 # One folder per combination of versions, so a version bump never mixes binaries.
@@ -28,3 +30,16 @@ log() { printf '[berth-hack] %s\n' "$*" >&2; }
 
 # k8s.io staging modules are versioned v0.X.Y for Kubernetes v1.X.Y.
 staging_version() { printf 'v0.%s' "${KUBERNETES_VERSION#v1.}"; }
+
+# The cluster kwokctl runs (hack/cluster.sh).
+CLUSTER_NAME=${BERTH_CLUSTER_NAME:-berth}
+export KWOK_WORKDIR="$BERTH_CACHE/kwok"
+KWOK_CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
+
+# The real node (hack/node.sh): containerd built from the Go module proxy, and where its state lives.
+CONTAINERD_BIN="$BERTH_CACHE/containerd-${CONTAINERD_VERSION}/bin"
+NODE_DIR="$BERTH_CACHE/node"
+CONTAINERD_SOCKET="$NODE_DIR/run/containerd.sock"
+node_pause_image() { printf 'localhost/berth/pause:%s' "$KUBERNETES_VERSION"; }
+# ctr against the node's containerd, in the namespace the kubelet's CRI uses.
+node_ctr() { "$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCKET" --namespace k8s.io "$@"; }

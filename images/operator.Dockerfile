@@ -1,13 +1,20 @@
 # The operator image: the berth package without its runtime extra (no torch), non-root, read-only friendly.
 # Build from the repository root:  docker build -f images/operator.Dockerfile -t ghcr.io/berth-dev/berth-operator:0.1.0 .
-FROM python:3.11-slim-bookworm AS build
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Dependencies first, against empty packages and a stand-in README, in a layer only pyproject.toml invalidates
+# (as in runtime.Dockerfile): a code change rebuilds without downloading them again.
+COPY pyproject.toml ./
+RUN mkdir -p operator/berth_operator runtime/berth_runtime \
+    && touch README.md operator/berth_operator/__init__.py runtime/berth_runtime/__init__.py \
+    && python -m venv /opt/berth && /opt/berth/bin/pip install --no-cache-dir .
+COPY README.md ./
 COPY operator ./operator
 COPY runtime ./runtime
-RUN python -m venv /opt/berth && /opt/berth/bin/pip install --no-cache-dir .
+RUN /opt/berth/bin/pip install --no-cache-dir --no-deps .
 
-FROM python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/berth /opt/berth
 ENV PATH=/opt/berth/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

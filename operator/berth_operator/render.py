@@ -30,6 +30,8 @@ SHM_VOLUME = "dshm"
 # Seconds the endpoints controller and kube-proxies get to stop routing to a stopping pod before it
 # is sent SIGTERM: stop routing first, then drain.
 PRE_STOP_SLEEP_SECONDS = 5
+# Readiness is not probed before the startup probe passes: a short period keeps a loaded pod from waiting.
+STARTUP_PROBE_PERIOD = 5
 
 
 RUNTIME_REPOSITORY = "ghcr.io/berth-dev/berth-runtime"
@@ -102,6 +104,7 @@ def _runtime_container(md: ModelDeployment, mount: ModelMount, settings: Setting
     mounts = [{"name": SCRATCH_VOLUME, "mountPath": contract.SCRATCH_DIR}, *mount.mounts]
     if spec.gpus > 1:
         mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+    startup_failures = -(-runtime.startup_timeout_seconds // STARTUP_PROBE_PERIOD)  # rounded up
     container: dict[str, Any] = {
         "name": RUNTIME_CONTAINER,
         "image": settings.image_for(md),
@@ -111,9 +114,11 @@ def _runtime_container(md: ModelDeployment, mount: ModelMount, settings: Setting
         "ports": [{"name": contract.PORT_NAME, "containerPort": contract.PORT, "protocol": "TCP"}],
         "resources": resources,
         "volumeMounts": mounts,
-        # Loading weights can take many minutes: the startup probe allows startupTimeoutSeconds before
-        # liveness starts counting, so a loading pod is never killed as dead.
-        "startupProbe": _http_probe(contract.HEALTH_PATH, 10, max(runtime.startup_timeout_seconds // 10, 1)),
+        # The startup probe asks /ready: it passes once the model is loaded, warmed up and self-tested, so a
+        # load that hangs is restarted after startupTimeoutSeconds (on /health, which answers while loading,
+        # it passed at once and bounded nothing). Liveness only starts counting after it, so a pod that is
+        # still loading is never killed as dead.
+        "startupProbe": _http_probe(contract.READY_PATH, STARTUP_PROBE_PERIOD, startup_failures),
         "livenessProbe": _http_probe(contract.HEALTH_PATH, 10, 3),
         "readinessProbe": _http_probe(contract.READY_PATH, 5, 2),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},

@@ -16,8 +16,8 @@ STAGE = "stage"
 
 PORT = 8000
 PORT_NAME = "http"
-HEALTH_PATH = "/health"  # process and engine loop alive (liveness, startup)
-READY_PATH = "/ready"  # model loaded, warmed up, self-test passed, not draining (readiness)
+HEALTH_PATH = "/health"  # process and engine loop alive, also while loading (liveness)
+READY_PATH = "/ready"  # model loaded, warmed up, self-test passed, not draining (startup, readiness)
 METRICS_PATH = "/metrics"  # Prometheus
 API_PREFIX = "/v1"  # OpenAI-compatible API
 

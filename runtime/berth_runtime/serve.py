@@ -9,7 +9,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -62,6 +62,19 @@ async def in_passing_thread(function: Callable[[], T]) -> T:
     return await future
 
 
+async def until_drained(state: ServerState, work: Awaitable[T]) -> T | None:
+    """work's result, or None if the server drained first (a SIGTERM while loading: a load that hangs, or a
+    pod deleted before it was ready, must not hold the kubelet for the whole grace period)."""
+    task = asyncio.ensure_future(work)
+    drained = asyncio.ensure_future(state.drained.wait())
+    await asyncio.wait({task, drained}, return_when=asyncio.FIRST_COMPLETED)
+    drained.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()  # the loading thread is a daemon and is left behind
+    return None
+
+
 async def serve(args: argparse.Namespace) -> int:
     from berth_runtime.engine import Engine
     from berth_runtime.generation import loop_dispatch
@@ -76,18 +89,21 @@ async def serve(args: argparse.Namespace) -> int:
     await web.TCPSite(site_runner, args.host, args.port).start()
     install_drain(state, args.drain_timeout)
     log.info("Listening on %s:%s; loading %s", args.host, args.port, args.model)
+    if args.tensor_parallel_size > 1:
+        load_args = LoadArgs(args.model, args.dtype, args.quantization, args.max_model_len, args.max_batch_size)
+        loading = in_passing_thread(lambda: TensorParallelRunner(load_args, args.tensor_parallel_size, state.progress))
+    else:
+        device = device_of(args)
+        loading = in_passing_thread(lambda: ModelRunner(
+            load(args.model, device, args.dtype, args.quantization, args.max_model_len, state.progress),
+            args.max_batch_size,
+        ))  # fmt: skip
     try:
-        if args.tensor_parallel_size > 1:
-            load_args = LoadArgs(args.model, args.dtype, args.quantization, args.max_model_len, args.max_batch_size)
-            runner = await in_passing_thread(
-                lambda: TensorParallelRunner(load_args, args.tensor_parallel_size, state.progress)
-            )
-        else:
-            device = device_of(args)
-            runner = await in_passing_thread(lambda: ModelRunner(
-                load(args.model, device, args.dtype, args.quantization, args.max_model_len, state.progress),
-                args.max_batch_size,
-            ))  # fmt: skip
+        runner = await until_drained(state, loading)
+        if runner is None:  # told to stop while loading: nothing is in flight, so there is nothing to wait for
+            log.info("Stopped while loading %s; exiting", args.model)
+            await site_runner.cleanup()
+            return 0
         loaded = runner.loaded
     except LoadError as error:
         state.progress.set("failed", str(error))

@@ -16,7 +16,7 @@ from berth_operator.render import Settings, render_all
 from berth_operator.rollout_plan import Strategy
 from berth_operator.validation import parse_model_deployment
 from tests.support.cluster import Cluster, wait_for
-from tests.support.manifests import INVALID, Invalid, model_deployment
+from tests.support.manifests import INVALID, Invalid, model_deployment, subset
 from tests.support.operator import (
     OperatorProcess,
     apply_manifest,
@@ -30,15 +30,6 @@ from tests.support.operator import (
 
 pytestmark = pytest.mark.cluster
 BERTH = str(Path(sys.executable).parent / "berth")
-
-
-def subset(expected: object, actual: object, where: str = "") -> list[str]:
-    """Where `actual` (a live object) differs from `expected` (rendered), ignoring server-added fields."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        return [d for key, value in expected.items() for d in subset(value, actual.get(key), f"{where}.{key}")]
-    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in subset(e, a, f"{where}[{i}]")]
-    return [] if str(expected) == str(actual) else [f"{where}: rendered {expected!r}, live {actual!r}"]
 
 
 @pytest.mark.parametrize("invalid", INVALID, ids=lambda i: i.case)

@@ -15,6 +15,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.support.held_model import held_model
 from tests.support.runtime_server import RuntimeServer
 
 
@@ -97,6 +98,22 @@ def test_failing_self_test_keeps_the_pod_unready(tmp_path: Path) -> None:
         status, ready = runtime.get("/ready")
         assert status == 503 and "self-test failed" in ready["detail"] and "does not match" in ready["detail"]
         assert runtime.get("/health")[0] == 200
+    finally:
+        runtime.stop()
+
+
+def test_a_stop_while_loading_exits_at_once(tmp_path: Path) -> None:
+    """A load that hangs (held_model: its last file never comes) must not hold a stopping pod for the whole grace
+    period: SIGTERM while loading exits 0 at once, as nothing is in flight."""
+    fifo = held_model(tmp_path / "model")
+    runtime = RuntimeServer(["--model", str(fifo.parent)], tmp_path / "server.log").start(wait_ready=False)
+    try:
+        runtime.wait_until(lambda: runtime.get("/health")[1].get("phase") == "loading", 120, "the load under way")
+        time.sleep(1)
+        assert runtime.get("/ready")[0] == 503 and runtime.get("/health")[0] == 200
+        runtime.terminate()
+        assert runtime.process.wait(10) == 0
+        assert "Stopped while loading" in runtime.log()
     finally:
         runtime.stop()
 

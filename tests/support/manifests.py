@@ -101,3 +101,12 @@ INVALID = [
     ),
     Invalid("typo-in-field-name", {"gpu": 1}, "spec.gpu", ()),
 ]
+
+
+def subset(expected: object, actual: object, where: str = "") -> list[str]:
+    """Where `actual` (a live object) differs from `expected` (rendered), ignoring server-added fields."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return [d for key, value in expected.items() for d in subset(value, actual.get(key), f"{where}.{key}")]
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in subset(e, a, f"{where}[{i}]")]
+    return [] if str(expected) == str(actual) else [f"{where}: rendered {expected!r}, live {actual!r}"]

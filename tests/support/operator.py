@@ -160,8 +160,12 @@ def apply_manifest(cluster: Cluster, namespace: str, manifest: dict[str, Any]) -
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(manifest))
 
 
-def with_claim(cluster: Cluster, namespace: str, claim: str = "models", access: str = "ReadOnlyMany") -> None:
-    """A bound PVC for pvc:// sources: a pre-bound PV, which the PV controller binds; kwok mounts nothing."""
+def with_claim(
+    cluster: Cluster, namespace: str, claim: str = "models", access: str = "ReadOnlyMany",
+    path: str = "/var/lib/berth-test-models",
+) -> None:  # fmt: skip
+    """A bound PVC for pvc:// sources: a pre-bound hostPath PV, which the PV controller binds. kwok mounts
+    nothing; on the real node, path is a folder of this machine that the kubelet mounts."""
     volume = {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
@@ -170,7 +174,7 @@ def with_claim(cluster: Cluster, namespace: str, claim: str = "models", access: 
             "capacity": {"storage": "1Gi"},
             "accessModes": [access],
             "storageClassName": "",
-            "hostPath": {"path": "/var/lib/berth-test-models"},
+            "hostPath": {"path": path},
             "claimRef": {"namespace": namespace, "name": claim},
         },
     }

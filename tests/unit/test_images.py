@@ -1,5 +1,5 @@
-"""The Dockerfiles (which cannot be built here: no container engine): hadolint-clean, non-root with the UID
-the pods run as, the operator image without torch, entry points that match the console scripts."""
+"""The Dockerfiles, as text (hack/images.sh builds them and the real tier runs them): hadolint-clean, non-root
+with the UID the pods run as, the operator image without torch, entry points that match the console scripts."""
 
 from __future__ import annotations
 
@@ -34,5 +34,9 @@ def test_dockerfile_is_lint_clean_and_runs_as_the_pods_user(dockerfile: Path) ->
 def test_the_operator_image_leaves_out_the_runtime_extra_and_the_runtime_image_matches_the_contract() -> None:
     operator = (ROOT / "images" / "operator.Dockerfile").read_text()
     assert "pip install --no-cache-dir .\n" in operator and "torch" not in operator.split("FROM")[1]
+    for dockerfile in (operator, (ROOT / "images" / "runtime.Dockerfile").read_text()):
+        # The dependency layer is keyed on pyproject.toml alone; the package itself goes in without them.
+        assert "COPY pyproject.toml ./\n" in dockerfile
+        assert re.search(r"pip install --no-cache-dir --no-deps \.\s", dockerfile)
     runtime = (ROOT / "images" / "runtime.Dockerfile").read_text()
     assert f'ENTRYPOINT ["{contract.COMMAND[0]}"]' in runtime and f"EXPOSE {contract.PORT}" in runtime

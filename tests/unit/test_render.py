@@ -111,8 +111,10 @@ def test_probes_tolerate_long_loads_and_drain_fits_the_grace_period() -> None:
     spec = pod_spec(runtime={"startupTimeoutSeconds": 3600, "drainTimeoutSeconds": 120})
     container = spec["containers"][0]
     startup = container["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 3600
-    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 3600
+    # Started means loaded: /health answers while loading, so on it the startup probe would bound nothing.
+    assert startup["httpGet"]["path"] == container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert spec["terminationGracePeriodSeconds"] > 120 + container["lifecycle"]["preStop"]["sleep"]["seconds"]
 
 
