@@ -60,7 +60,8 @@ up() {
   else
     write_sa_kubeconfig
     log "starting the operator (log: $OPERATOR_LOG)"
-    nohup "$VENV_BIN/berth-operator" --kubeconfig "$SA_KUBECONFIG" --metrics-port "$METRICS_PORT" \
+    # Only the demo's namespace: a demo left running must not reconcile what the tests create elsewhere.
+    nohup "$VENV_BIN/berth-operator" --kubeconfig "$SA_KUBECONFIG" --namespace berth-demo --metrics-port "$METRICS_PORT" \
       --health-port "$HEALTH_PORT" >"$OPERATOR_LOG" 2>&1 &
     echo $! >"$PID_FILE"
     for _ in $(seq 60); do

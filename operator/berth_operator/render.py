@@ -18,6 +18,7 @@ from berth_operator.naming import (
     pod_labels,
     selector_labels,
 )
+from berth_operator.placement import placement
 from berth_operator.rollout_plan import Strategy
 from berth_operator.security import restricted_container_security, restricted_pod_security
 from berth_operator.sources import ModelMount, downloader_container, downloader_volumes, model_mount
@@ -162,16 +163,7 @@ def render_pod_template(md: ModelDeployment, settings: Settings) -> dict[str, An
     }
     if mount.fetch:
         pod_spec["initContainers"] = [_fetch_container(md, mount, settings)]
-    scheduling = spec.scheduling
-    if scheduling.node_selector:
-        pod_spec["nodeSelector"] = dict(scheduling.node_selector)
-    tolerations = [*scheduling.tolerations, *_gpu_tolerations(md)]
-    if tolerations:
-        pod_spec["tolerations"] = tolerations
-    if scheduling.affinity:
-        pod_spec["affinity"] = scheduling.affinity
-    if scheduling.priority_class_name:
-        pod_spec["priorityClassName"] = scheduling.priority_class_name
+    pod_spec.update(placement(spec.scheduling, _gpu_tolerations(md)))
     if spec.service_account_name:
         pod_spec["serviceAccountName"] = spec.service_account_name
     metadata: dict[str, Any] = {"labels": pod_labels(md)}

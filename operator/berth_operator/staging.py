@@ -9,6 +9,7 @@ from typing import Any
 
 from berth_operator.api import ModelDeployment, StagingStatus
 from berth_operator.naming import child_metadata, recommended_labels
+from berth_operator.placement import placement
 from berth_operator.security import restricted_pod_security
 from berth_operator.sources import cache_claim, cache_key, downloader_container, downloader_volumes
 from berth_operator.status import pod_problems
@@ -80,6 +81,7 @@ def render_staging_job(md: ModelDeployment, image: str, keep: tuple[str, ...]) -
             {"name": SCRATCH_VOLUME, "emptyDir": {}},
             *downloader_volumes(model),
         ],
+        **placement(md.spec.scheduling),  # where the model's pods may run; it needs no GPU, so no GPU toleration
     }
     return {
         "apiVersion": "batch/v1",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -60,13 +61,23 @@ def report(outcome: dict[str, object], path: str) -> None:
         Path(path).write_text(json.dumps(outcome))
 
 
+def fail(why: str, path: str) -> int:
+    print(f"berth-runtime stage: {why}", file=sys.stderr)
+    report({"error": why[:2000]}, path)
+    return 2
+
+
 def main(args) -> int:  # args: argparse.Namespace from berth_runtime.cli
     try:
         outcome = stage(args.source, args.revision, Path(args.cache), args.key, set(args.keep))
+    except PermissionError as error:
+        # Seen on a real node: a volume without fsGroup support (hostPath, some NFS) leaves the cache folder
+        # root's, and the stager runs as uid 1000.
+        return fail(f"cannot write to the model cache ({error.filename}: permission denied): the cache volume must "
+                    f"be writable by uid {os.getuid()} or gid {os.getgid()}; use a volume that supports fsGroup, "
+                    "or make the claim's folder writable by that group", args.report)  # fmt: skip
     except FetchError as error:
-        print(f"berth-runtime stage: {error}", file=sys.stderr)
-        report({"error": str(error)[:2000]}, args.report)
-        return 2
+        return fail(str(error), args.report)
     print(json.dumps(outcome))
     report(outcome, args.report)
     return 0

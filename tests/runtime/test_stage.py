@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from berth_runtime import stage as stage_command
 from tests.runtime.test_fetch import FILES, SHA
 from tests.support.stand_in_hub import StandInRepo, stand_in_hub
 
@@ -58,3 +62,22 @@ def test_a_moved_tag_is_restaged_and_a_failure_is_reported(tmp_path: Path) -> No
         done, outcome = run_stage(hub.url, cache, "k", "--revision", "no-such-tag")
     assert done.returncode == 2 and "no such model or revision" in outcome["error"]
     assert (cache / "k").exists(), "a failed staging leaves the staged entry alone"
+
+
+def test_a_cache_folder_the_pod_s_user_cannot_write_is_reported_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a volume without fsGroup support gives the staging pod (seen on the real node: a root-owned folder).
+    The tests run as root, whom no folder refuses, so the refusal is raised where the stager would meet it."""
+
+    def refused(*_: object, **__: object) -> dict:
+        raise PermissionError(13, "Permission denied", "/cache/k.partial")
+
+    monkeypatch.setattr(stage_command, "stage", refused)
+    report = tmp_path / "report"
+    args = argparse.Namespace(source="hf://org/tiny", revision=SHA, cache=str(tmp_path), key="k", keep=[],
+                              report=str(report))  # fmt: skip
+    assert stage_command.main(args) == 2
+    error = json.loads(report.read_text())["error"]
+    assert error.startswith("cannot write to the model cache (/cache/k.partial: permission denied)")
+    assert f"uid {os.getuid()}" in error and "fsGroup" in error and error in capsys.readouterr().err

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from kubernetes import client, watch
 
+from berth_operator.naming import OWNER_LABEL
 from berth_operator.render import Settings
 from tests.support.cluster import REPO_ROOT, Cluster
 from tests.support.operator import get_json
@@ -70,7 +71,8 @@ def service_base_url(cluster: Cluster, namespace: str, name: str) -> str:
 
 
 def pods_of(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
-    return get_json(cluster, "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={name}")["items"]
+    """The ModelDeployment's serving pods (not its staging Jobs')."""
+    return get_json(cluster, "pods", "-n", namespace, "-l", f"{OWNER_LABEL}={name}")["items"]
 
 
 def ready(pod: dict[str, Any]) -> bool:

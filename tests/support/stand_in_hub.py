@@ -69,7 +69,7 @@ def _handler(hub: StandInHub) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def stand_in_hub(repos: dict[str, StandInRepo]) -> Iterator[StandInHub]:
+def stand_in_hub(repos: dict[str, StandInRepo], host: str = "127.0.0.1") -> Iterator[StandInHub]:
     hub = StandInHub(repos)
-    with serve_on_loopback(_handler(hub)) as hub.url:
+    with serve_on_loopback(_handler(hub), host=host) as hub.url:
         yield hub

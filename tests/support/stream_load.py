@@ -4,12 +4,12 @@ in time. A stream counts as whole only with a finish_reason and the closing `dat
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
 from dataclasses import dataclass
-
-import httpx
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -30,7 +30,8 @@ class Stream:
 class StreamingLoad:
     def __init__(self, base_url: str, model: str, clients: int = 4, max_tokens: int = 256,
                  max_streams: int = 2000, max_seconds: float = 900) -> None:  # fmt: skip
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        url = urlsplit(base_url.rstrip("/") + "/chat/completions")
+        self.host, self.port, self.path = url.hostname, url.port or 80, url.path
         self.body = {
             "model": model,
             "messages": [{"role": "user", "content": "Tell me a long story."}],
@@ -78,30 +79,33 @@ class StreamingLoad:
 
     def _one(self, stream: Stream) -> None:
         # A fresh connection per stream, as a client behind a connection-per-request proxy would make.
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=120)
         try:
-            with (
-                httpx.Client(timeout=httpx.Timeout(120, connect=10)) as client,
-                client.stream("POST", self.url, json=self.body, headers={"Connection": "close"}) as response,
-            ):
-                stream.status = response.status_code
-                if response.status_code != 200:
-                    stream.error = response.read().decode(errors="replace")[:300]
-                    return
-                for line in response.iter_lines():
-                    if not line.startswith("data: "):
-                        continue
-                    data = line.removeprefix("data: ")
-                    if data == "[DONE]":
-                        stream.done = True
-                        continue
-                    chunk = json.loads(data)
-                    if "error" in chunk:
-                        stream.error = json.dumps(chunk["error"])[:300]
-                    stream.chunks += 1
-                    for choice in chunk.get("choices", []):
-                        stream.finish_reason = choice.get("finish_reason") or stream.finish_reason
-        except (httpx.HTTPError, json.JSONDecodeError) as error:
+            connection.request("POST", self.path, json.dumps(self.body), {"Content-Type": "application/json",
+                                                                          "Connection": "close"})  # fmt: skip
+            response = connection.getresponse()
+            stream.status = response.status
+            if response.status != 200:
+                stream.error = response.read().decode(errors="replace")[:300]
+                return
+            for raw in response:
+                line = raw.decode().strip()
+                if not line.startswith("data: "):
+                    continue
+                data = line.removeprefix("data: ")
+                if data == "[DONE]":
+                    stream.done = True
+                    continue
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    stream.error = json.dumps(chunk["error"])[:300]
+                stream.chunks += 1
+                for choice in chunk.get("choices", []):
+                    stream.finish_reason = choice.get("finish_reason") or stream.finish_reason
+        except (OSError, http.client.HTTPException, json.JSONDecodeError, UnicodeDecodeError) as error:
             stream.error = f"{type(error).__name__}: {error}"
+        finally:
+            connection.close()
 
 
 def summary(streams: list[Stream]) -> str:

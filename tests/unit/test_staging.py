@@ -123,3 +123,17 @@ def test_a_release_whose_job_is_not_created_yet_is_held_as_staging() -> None:
     )
     step = staging_hold(staging)
     assert step.hold and step.strategy is None and step.reason == "Staging"
+
+
+def test_the_staging_job_runs_where_the_model_s_pods_may_run_without_a_gpu_toleration() -> None:
+    scheduling = {"nodeSelector": {"zone": "a"}, "priorityClassName": "models",
+                  "tolerations": [{"key": "pool", "operator": "Exists", "effect": "NoSchedule"}],
+                  "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}}  # fmt: skip
+    md = md_of(model=HF, gpus=1, scheduling=scheduling)
+    job_pod = render_staging_job(md, "berth-runtime:test", keep=())["spec"]["template"]["spec"]
+    serving = render_deployment(md, SETTINGS)["spec"]["template"]["spec"]
+    for key in ("nodeSelector", "affinity", "priorityClassName"):
+        assert job_pod[key] == serving[key] == scheduling[key]
+    assert job_pod["tolerations"] == scheduling["tolerations"]
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    assert serving["tolerations"] == [*scheduling["tolerations"], gpu]
