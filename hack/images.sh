@@ -98,10 +98,11 @@ build() {
 # Into the node's containerd, skipping an image it already holds as built (a stamp beside containerd's own
 # store holds the podman image ID each name was imported as; both go when the store goes).
 import_images() {
-  local image id stamp start
+  local image id stamp start ref current=()
   mkdir -p "$NODE_DIR/containerd/berth-imported"
   for image in "$PAUSE_IMAGE" "$OPERATOR_IMAGE" "$RUNTIME_IMAGE"; do
     id=$(podman_ image inspect --format '{{.Id}}' "$image")
+    current+=("sha256:$id")
     stamp="$NODE_DIR/containerd/berth-imported/$(tr -c 'a-zA-Z0-9.\n-' _ <<<"$image")"
     if [ "$(cat "$stamp" 2>/dev/null)" = "$id" ] && node_ctr images ls -q "name==$image" | grep -qxF "$image"; then
       log "$image: already in the node's containerd"
@@ -111,6 +112,11 @@ import_images() {
     podman_ save --format docker-archive "$image" | node_ctr images import - >/dev/null
     echo "$id" >"$stamp"
     log "$image: imported into the node's containerd in $((SECONDS - start)) s"
+  done
+  # The CRI keeps each image's ID as a reference of its own; an earlier build's would hold gigabytes forever
+  # (the kubelet's image garbage collection is off), so those of images no longer current go.
+  for ref in $(node_ctr images ls -q | grep '^sha256:'); do
+    printf '%s\n' "${current[@]}" | grep -qxF "$ref" || node_ctr images rm "$ref" >/dev/null
   done
 }
 

@@ -209,6 +209,7 @@ up() {
   kubectl_ get --raw /readyz --request-timeout=5s >/dev/null 2>&1 || { log "the cluster is not running (hack/cluster.sh up)"; exit 1; }
   if running && kubectl_ get node "$NODE_NAME" >/dev/null 2>&1; then
     log "node $NODE_NAME: already running"
+    "$HACK_DIR/images.sh" import # what changed since it started (nothing to do when nothing did)
     return
   fi
   local start=$SECONDS

@@ -1,10 +1,10 @@
 # The operator image: the berth package without its runtime extra (no torch), non-root, read-only friendly.
 # Build from the repository root:  docker build -f images/operator.Dockerfile -t ghcr.io/berth-dev/berth-operator:0.1.0 .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-FROM ${PYTHON_IMAGE} AS build
+FROM ${PYTHON_IMAGE}
 WORKDIR /src
 # Dependencies first, against empty packages and a stand-in README, in a layer only pyproject.toml invalidates
-# (as in runtime.Dockerfile): a code change rebuilds without downloading them again.
+# (as in runtime.Dockerfile): a code change rebuilds in seconds, without downloading them again.
 COPY pyproject.toml ./
 RUN mkdir -p operator/berth_operator runtime/berth_runtime \
     && touch README.md operator/berth_operator/__init__.py runtime/berth_runtime/__init__.py \
@@ -12,10 +12,8 @@ RUN mkdir -p operator/berth_operator runtime/berth_runtime \
 COPY README.md ./
 COPY operator ./operator
 COPY runtime ./runtime
-RUN /opt/berth/bin/pip install --no-cache-dir --no-deps .
-
-FROM ${PYTHON_IMAGE}
-COPY --from=build /opt/berth /opt/berth
+RUN /opt/berth/bin/pip install --no-cache-dir --no-deps . && rm -rf /src/*
+WORKDIR /
 ENV PATH=/opt/berth/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

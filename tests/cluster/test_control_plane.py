@@ -7,6 +7,7 @@ import pytest
 from kubernetes import client
 
 from tests.support.cluster import Cluster, wait_for
+from tests.support.real_node import NODE_NAME, TAINT_KEY
 
 pytestmark = pytest.mark.cluster
 
@@ -55,7 +56,11 @@ def test_nodes_are_ready_and_advertise_gpus(cluster: Cluster) -> None:
     }
     assert ready == {n.metadata.name for n in nodes}
     gpus = {n.metadata.name: int(n.status.allocatable.get(GPU, "0")) for n in nodes}
-    assert sorted(gpus.values()) == [0, 2, 4], gpus
+    # The three kwok nodes, and the real node (hack/node.sh), which has no GPU and sits behind its taint.
+    assert gpus == {"kwok-gpu-a": 2, "kwok-gpu-b": 4, "kwok-cpu": 0, NODE_NAME: 0}, gpus
+    real = next(n for n in nodes if n.metadata.name == NODE_NAME)
+    assert [(t.key, t.effect) for t in real.spec.taints] == [(TAINT_KEY, "NoSchedule")]
+    assert real.status.node_info.container_runtime_version.startswith("containerd://2.")
     for node in nodes:
         assert node.status.capacity.get(GPU) == node.status.allocatable.get(GPU)
 

@@ -117,6 +117,7 @@ class PodWatch:
         self.namespace = namespace
         self.seen: dict[str, list[dict[str, Any]]] = {}
         self.watch = watch.Watch()
+        self.stopped = False
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> PodWatch:
@@ -124,13 +125,18 @@ class PodWatch:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.stopped = True
         self.watch.stop()
         self.thread.join(timeout=10)
 
     def _run(self) -> None:
-        for event in self.watch.stream(self.core.list_namespaced_pod, self.namespace, timeout_seconds=1800):
-            pod = self.core.api_client.sanitize_for_serialization(event["object"])
-            self.seen.setdefault(pod["metadata"]["name"], []).append({"event": event["type"], **pod})
+        try:
+            for event in self.watch.stream(self.core.list_namespaced_pod, self.namespace, timeout_seconds=1800):
+                pod = self.core.api_client.sanitize_for_serialization(event["object"])
+                self.seen.setdefault(pod["metadata"]["name"], []).append({"event": event["type"], **pod})
+        except Exception:  # the namespace went, or the connection with it, as the test ended
+            if not self.stopped:
+                raise
 
     def last(self, name: str) -> dict[str, Any]:
         return self.seen[name][-1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -59,3 +61,34 @@ def test_failure_stages_win_over_kwoks_default_only_for_labelled_pods() -> None:
         assert stage["spec"]["weight"] > 0, "kwok's default pod-ready has no weight; ours must have one"
         behaviours.add(stage["spec"]["selector"]["matchLabels"]["kwok.berth.dev/behaviour"])
     assert behaviours == {"never-ready", "crash-loop", "fail"}
+
+
+def node_settings() -> dict[str, str]:
+    lines = (HACK / "node.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_real_node_s_addresses_are_private_and_apart_from_kwok_s_and_the_services() -> None:
+    """Every address the real node uses is one hack/node.sh makes on this machine and routes to its bridge:
+    private, and no range overlapping another (a Service IP inside the pods' range would route to a pod)."""
+    settings = node_settings()
+    pods, services, kwok = (
+        ipaddress.ip_network(settings[k]) for k in ("NODE_POD_CIDR", "SERVICE_CIDR", "KWOK_POD_CIDR")
+    )
+    assert ipaddress.ip_address(settings["NODE_IP"]) == next(pods.hosts()), "the node's address is the pods' gateway"
+    for a, b in ((pods, services), (pods, kwok), (services, kwok)):
+        assert a.is_private and b.is_private and not a.overlaps(b), (a, b)
+
+
+def test_kwok_leaves_the_real_node_to_its_kubelet_and_only_the_fake_nodes_are_annotated() -> None:
+    config = subprocess.run([str(HACK / "cluster.sh"), "config"], capture_output=True, text=True, check=True).stdout
+    options = next(d for d in yaml.safe_load_all(config) if d.get("kind") == "KwokctlConfiguration")
+    patches = {p["name"]: {a["key"]: a for a in p["extraArgs"]} for p in options["componentsPatches"]}
+    kwok = patches["kwok-controller"]
+    assert kwok["manage-all-nodes"] == {"key": "manage-all-nodes", "value": "false", "override": True}
+    key, value = kwok["manage-nodes-with-annotation-selector"]["value"].split("=")
+    nodes = list(yaml.safe_load_all((HACK / "kwok" / "nodes.yaml").read_text()))
+    assert all(node["metadata"]["annotations"][key] == value for node in nodes)
+    apiserver = patches["kube-apiserver"]
+    assert apiserver["service-cluster-ip-range"]["value"] == node_settings()["SERVICE_CIDR"]
+    assert apiserver["kubelet-preferred-address-types"]["value"].startswith("InternalIP")
