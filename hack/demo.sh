@@ -92,23 +92,12 @@ up() {
 }
 
 # examples/tiny-demo.yaml as written, plus what lands its pods on the real node (its label, its taint tolerated)
-# and the runtime image built by hack/images.sh (the chart's default name, so nothing else changes).
+# and the runtime image built by hack/images.sh (the chart's default name): the real test tier's own placement
+# (tests/support/real_node.py), so the demo runs what the tests check.
 demo_on_real_node() {
-  "$VENV_BIN/python" - "$EXAMPLE" "$NODE_LABEL" "$NODE_TAINT" <<'PY'
-import json, sys
-import yaml
-from berth_operator.render import Settings
-
-example, label, taint = sys.argv[1:]
-md = yaml.safe_load(open(example))
-(label_key, label_value), (taint_key, taint_value) = label.split("="), taint.split("=")
-md["spec"]["scheduling"] = {
-    "nodeSelector": {label_key: label_value},
-    "tolerations": [{"key": taint_key, "operator": "Equal", "value": taint_value, "effect": "NoSchedule"}],
-}
-md["spec"].setdefault("runtime", {})["image"] = Settings().runtime_image
-print(json.dumps(md))
-PY
+  (cd "$REPO_ROOT" && "$VENV_BIN/python" -c 'import json
+from tests.support.real_node import demo_on_real_node
+print(json.dumps(demo_on_real_node("berth-demo")))')
 }
 
 # One chat request with the official openai client, through the ModelDeployment's Service: kube-proxy's rules on
