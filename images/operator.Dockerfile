@@ -3,13 +3,13 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE}
 WORKDIR /src
-# Dependencies first, against empty packages and a stand-in README, in a layer only pyproject.toml invalidates
-# (as in runtime.Dockerfile): a code change rebuilds in seconds, without downloading them again.
+# Dependencies first, against empty packages, in a layer only pyproject.toml invalidates (as in
+# runtime.Dockerfile): a code change rebuilds in seconds, without downloading them again. The package's README
+# is a stand-in: a docs change rebuilds nothing.
 COPY pyproject.toml ./
 RUN mkdir -p operator/berth_operator runtime/berth_runtime \
     && touch README.md operator/berth_operator/__init__.py runtime/berth_runtime/__init__.py \
     && python -m venv /opt/berth && /opt/berth/bin/pip install --no-cache-dir .
-COPY README.md ./
 COPY operator ./operator
 COPY runtime ./runtime
 RUN /opt/berth/bin/pip install --no-cache-dir --no-deps . && rm -rf /src/*

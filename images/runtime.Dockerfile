@@ -13,14 +13,13 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG EXTRAS=runtime
 WORKDIR /src
 # The dependencies (gigabytes, with the CUDA libraries) in a layer of their own that only pyproject.toml
-# invalidates: installed against empty packages and a stand-in README, which the source then replaces, so a
-# code or docs change rebuilds in seconds instead of downloading torch again.
+# invalidates: installed against empty packages, which the source then replaces, so a code change rebuilds in
+# seconds instead of downloading torch again. The package's README is a stand-in: a docs change rebuilds nothing.
 COPY pyproject.toml ./
 RUN mkdir -p operator/berth_operator runtime/berth_runtime \
     && touch README.md operator/berth_operator/__init__.py runtime/berth_runtime/__init__.py \
     && python -m venv /opt/berth \
     && /opt/berth/bin/pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" ".[${EXTRAS}]"
-COPY README.md ./
 COPY operator ./operator
 COPY runtime ./runtime
 RUN /opt/berth/bin/pip install --no-cache-dir --no-deps . && rm -rf /src/*

@@ -87,7 +87,7 @@ async def serve(args: argparse.Namespace) -> int:
     site_runner = web.AppRunner(build_app(state), access_log=None)
     await site_runner.setup()
     await web.TCPSite(site_runner, args.host, args.port).start()
-    install_drain(state, args.drain_timeout)
+    install_drain(state, args.drain_timeout, site_runner.server)
     log.info("Listening on %s:%s; loading %s", args.host, args.port, args.model)
     if args.tensor_parallel_size > 1:
         load_args = LoadArgs(args.model, args.dtype, args.quantization, args.max_model_len, args.max_batch_size)

@@ -135,8 +135,10 @@ async def run_self_test(api: OpenAIApi, test: SelfTest) -> str | None:
     return None
 
 
-def install_drain(state: ServerState, drain_timeout: float) -> None:
-    """SIGTERM/SIGINT: /ready false and new requests 503 at once; in-flight work finishes (bounded)."""
+def install_drain(state: ServerState, drain_timeout: float, server: web.Server | None = None) -> None:
+    """SIGTERM/SIGINT: /ready false and new requests 503 at once; in-flight work finishes (bounded). Kept-alive
+    connections are closed (idle ones at once, busy ones after their response), so a client that reuses one
+    opens a new connection, which the Service sends to another replica, instead of meeting the 503."""
     loop = asyncio.get_running_loop()
 
     async def drain() -> None:
@@ -159,6 +161,13 @@ def install_drain(state: ServerState, drain_timeout: float) -> None:
         log.info("%s received: draining (%s requests in flight)", signame, state.in_flight)
         state.draining = True
         state.progress.set("draining")
+        for connection in list(server.connections if server else ()):
+            # aiohttp's close() leaves an idle kept-alive connection open (it only ends the handler's wait), so an
+            # idle one is closed outright; a busy one closes once its response is done.
+            if getattr(connection, "_request_in_progress", True):
+                connection.close()
+            else:
+                connection.force_close()
         state.drain_task = loop.create_task(drain())
 
     for sig in (signal.SIGTERM, signal.SIGINT):

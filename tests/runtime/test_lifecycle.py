@@ -3,6 +3,7 @@ runtime process over loopback."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -46,6 +47,28 @@ def test_graceful_drain_finishes_the_stream_refuses_new_work_and_exits_zero(tmp_
     assert chunks[-1] == "data: [DONE]"
     finals = [json.loads(c[6:]) for c in chunks[:-1]]
     assert finals[-1]["choices"][0]["finish_reason"] == "length"
+    assert runtime.process.wait(30) == 0
+
+
+def test_a_drain_closes_kept_alive_connections_so_their_next_request_goes_elsewhere(tmp_path: Path) -> None:
+    """A client that keeps its connection open between requests (the openai client's pool does) would send its
+    next request to the stopping pod and meet a 503; the drain closes such a connection instead (idle at once,
+    busy after its response), so the client reconnects and the Service picks a replica that serves."""
+    runtime = server(tmp_path, "--drain-timeout", "60").start()
+    busy = http.client.HTTPConnection("127.0.0.1", runtime.port, timeout=120)
+    body = json.dumps({"prompt": "drain", "max_tokens": 600, "stream": True, "ignore_eos": True})
+    busy.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+    streaming = busy.getresponse()
+    lines = [streaming.readline() for _ in range(4)]  # under way
+    idle = http.client.HTTPConnection("127.0.0.1", runtime.port, timeout=10)
+    idle.request("GET", "/v1/models")
+    assert idle.getresponse().read() and idle.sock is not None, "kept alive"
+    runtime.terminate()
+    idle.sock.settimeout(5)
+    assert idle.sock.recv(1) == b"", "the drain closed the idle kept-alive connection"
+    assert runtime.process.poll() is None, "closed by the drain, not by the process ending"
+    lines += list(streaming)  # while the busy one gets its whole stream
+    assert lines[-2:] == [b"data: [DONE]\n", b"\n"], lines[-3:]
     assert runtime.process.wait(30) == 0
 
 
