@@ -19,12 +19,13 @@ from tests.support.cluster import REPO_ROOT, Cluster
 from tests.support.operator import get_json
 
 
-def _node_env() -> dict[str, str]:
-    lines = (REPO_ROOT / "hack" / "node.env").read_text().splitlines()
+def env_file(path: Path) -> dict[str, str]:
+    """The KEY=VALUE lines of one of hack/'s settings files (versions.env, node.env), comments left out."""
+    lines = path.read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
-NODE = _node_env()
+NODE = env_file(REPO_ROOT / "hack" / "node.env")
 NODE_NAME = NODE["NODE_NAME"]
 NODE_IP = NODE["NODE_IP"]
 LABEL_KEY, LABEL_VALUE = NODE["NODE_LABEL"].split("=")

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.real_node import NODE, env_file
+
 HACK = Path(__file__).resolve().parents[2] / "hack"
 GPU = "nvidia.com/gpu"
 
 
 def pinned_versions() -> dict[str, str]:
-    lines = (HACK / "versions.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return env_file(HACK / "versions.env")
 
 
 def required_version(go_mod: Path, module: str) -> str:
@@ -63,15 +64,10 @@ def test_failure_stages_win_over_kwoks_default_only_for_labelled_pods() -> None:
     assert behaviours == {"never-ready", "crash-loop", "fail"}
 
 
-def node_settings() -> dict[str, str]:
-    lines = (HACK / "node.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-
-
 def test_the_real_node_s_addresses_are_private_and_apart_from_kwok_s_and_the_services() -> None:
     """Every address the real node uses is one hack/node.sh makes on this machine and routes to its bridge:
     private, and no range overlapping another (a Service IP inside the pods' range would route to a pod)."""
-    settings = node_settings()
+    settings = NODE
     pods, services, kwok = (
         ipaddress.ip_network(settings[k]) for k in ("NODE_POD_CIDR", "SERVICE_CIDR", "KWOK_POD_CIDR")
     )
@@ -90,5 +86,5 @@ def test_kwok_leaves_the_real_node_to_its_kubelet_and_only_the_fake_nodes_are_an
     nodes = list(yaml.safe_load_all((HACK / "kwok" / "nodes.yaml").read_text()))
     assert all(node["metadata"]["annotations"][key] == value for node in nodes)
     apiserver = patches["kube-apiserver"]
-    assert apiserver["service-cluster-ip-range"]["value"] == node_settings()["SERVICE_CIDR"]
+    assert apiserver["service-cluster-ip-range"]["value"] == NODE["SERVICE_CIDR"]
     assert apiserver["kubelet-preferred-address-types"]["value"].startswith("InternalIP")
