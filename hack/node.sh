@@ -198,11 +198,15 @@ clear_leftovers() {
       node_ctr containers delete "$id" >/dev/null 2>&1 || true
     done
   fi
+  unmount_under "$KUBELET_ROOT"
+  rm -rf "$KUBELET_ROOT" "$CNI_DIR/ipam"
+}
+
+unmount_under() { # unmount_under DIR: every mount below DIR, deepest first
   local mount
-  for mount in $(awk -v dir="$KUBELET_ROOT" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r); do
+  for mount in $(awk -v dir="$1" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r); do
     umount -l "$mount" 2>/dev/null || true
   done
-  rm -rf "$KUBELET_ROOT" "$CNI_DIR/ipam"
 }
 
 up() {
@@ -247,6 +251,11 @@ down_processes() {
   stop kubelet
   clear_leftovers
   stop containerd
+  # After a crash (the machine's processes ended under it), shims and the mounts of containerd's state outlive
+  # containerd: its state is per run, so it all goes; images stay in its root.
+  pkill -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCKET" 2>/dev/null || true
+  unmount_under "$NODE_DIR/run"
+  rm -rf "$NODE_DIR/run"
 }
 
 down() {
