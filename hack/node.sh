@@ -33,7 +33,8 @@ start() { # start NAME COMMAND...: in its own session, so it outlives this scrip
   local name=$1
   shift
   mkdir -p "$LOG_DIR" "$PID_DIR"
-  setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  [ -f "$LOG_DIR/$name.log" ] && mv "$LOG_DIR/$name.log" "$LOG_DIR/$name.log.1" # this start's log, and the last one's
+  setsid "$@" >"$LOG_DIR/$name.log" 2>&1 </dev/null &
   echo $! >"$PID_DIR/$name.pid"
 }
 
