@@ -37,15 +37,8 @@ YAML
 
 # Polled rather than `kubectl wait --for=condition=Established`, which fails outright while a CRD just
 # created has no conditions yet.
-wait_established() {
-  local query='{.status.conditions[?(@.type=="Established")].status}'
-  for _ in $(seq 150); do
-    [ "$(k get crd "$1" -o jsonpath="$query" 2>/dev/null)" = True ] && return 0
-    sleep 0.2
-  done
-  log "CRD $1 not established after 30 s"
-  return 1
-}
+established() { [ "$(k get crd "$1" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" = True ]; }
+wait_established() { wait_for "CRD $1 established" 30 established "$1"; }
 
 up() {
   mkdir -p "$DEMO_DIR"

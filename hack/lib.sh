@@ -28,6 +28,15 @@ export CGO_ENABLED=0
 
 log() { printf '[berth-hack] %s\n' "$*" >&2; }
 
+# Polls COMMAND every 0.2 s until it succeeds; after SECONDS, says WHAT is missing and fails.
+wait_for() { # wait_for WHAT SECONDS COMMAND...
+  local what=$1 seconds=$2
+  shift 2
+  for _ in $(seq $((seconds * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  log "$what: not there after $seconds s"
+  return 1
+}
+
 # k8s.io staging modules are versioned v0.X.Y for Kubernetes v1.X.Y.
 staging_version() { printf 'v0.%s' "${KUBERNETES_VERSION#v1.}"; }
 

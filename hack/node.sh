@@ -47,14 +47,6 @@ stop() { # stop NAME: TERM, then KILL after 10 s
   rm -f "$PID_DIR/$1.pid"
 }
 
-wait_for() { # wait_for WHAT SECONDS COMMAND...
-  local what=$1 seconds=$2
-  shift 2
-  for _ in $(seq $((seconds * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  log "$what: not there after $seconds s (logs: $LOG_DIR)"
-  return 1
-}
-
 # The node's address is the pods' gateway on their bridge, made here before the kubelet needs it (this machine's
 # kernel has no dummy interfaces); the CNI plugin finds it as it would have set it.
 network_up() {
@@ -229,7 +221,7 @@ up() {
   write_containerd_config
   write_kubelet_config
   start containerd env PATH="$CONTAINERD_BIN:$PATH" "$CONTAINERD_BIN/containerd" --config "$NODE_DIR/containerd.toml"
-  wait_for containerd 30 node_ctr version
+  wait_for "containerd (logs: $LOG_DIR)" 30 node_ctr version
   clear_leftovers
   "$HACK_DIR/images.sh" import
   start kubelet "$CONTROLPLANE_BIN/kubelet" --config "$NODE_DIR/kubelet.yaml" --kubeconfig "$NODE_DIR/kubelet.kubeconfig" \
@@ -240,9 +232,9 @@ up() {
     --hostname-override "$NODE_NAME" --proxy-mode iptables --cluster-cidr "$NODE_POD_CIDR" \
     --nodeport-addresses "$NODE_IP/32" --conntrack-max-per-core 0 --metrics-bind-address 127.0.0.1:10249 \
     --healthz-bind-address 127.0.0.1:10256 --v 2
-  wait_for "node $NODE_NAME registered" 60 kubectl_ get node "$NODE_NAME"
+  wait_for "node $NODE_NAME registered (logs: $LOG_DIR)" 60 kubectl_ get node "$NODE_NAME"
   kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s >&2
-  wait_for "kube-proxy" 60 curl -sf http://127.0.0.1:10256/healthz
+  wait_for "kube-proxy (logs: $LOG_DIR)" 60 curl -sf http://127.0.0.1:10256/healthz
   log "node $NODE_NAME: ready at $NODE_IP in $((SECONDS - start)) s (logs: $LOG_DIR)"
 }
 

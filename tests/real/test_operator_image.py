@@ -12,7 +12,7 @@ import pytest
 from berth_operator.security import restricted_container_security, restricted_pod_security
 from tests.support.cluster import Cluster, wait_for
 from tests.support.operator import get_json
-from tests.support.real_node import LABEL_KEY, LABEL_VALUE, TAINT_KEY, TAINT_VALUE, restricted_namespace
+from tests.support.real_node import LABEL_KEY, LABEL_VALUE, TOLERATION, restricted_namespace
 
 pytestmark = [pytest.mark.cluster, pytest.mark.real, pytest.mark.timeout(300)]
 OPERATOR_IMAGE = f"ghcr.io/berth-dev/berth-operator:{version('berth')}"  # the chart's default
@@ -28,7 +28,7 @@ def test_the_operator_image_runs_its_commands_on_the_real_node(cluster: Cluster)
             "spec": {
                 "restartPolicy": "Never",
                 "nodeSelector": {LABEL_KEY: LABEL_VALUE},
-                "tolerations": [{"key": TAINT_KEY, "operator": "Equal", "value": TAINT_VALUE, "effect": "NoSchedule"}],
+                "tolerations": [TOLERATION],
                 "securityContext": restricted_pod_security(),
                 "containers": [{
                     "name": "operator", "image": OPERATOR_IMAGE, "command": ["sh", "-c"],

@@ -8,14 +8,10 @@ import pytest
 
 from tests.support.cluster import Cluster, condition, wait_for
 from tests.support.operator import OperatorProcess, apply_manifest, get_json, wait_condition
-from tests.support.real_node import demo_on_real_node, pods_of, ready, service_base_url
+from tests.support.real_node import demo_on_real_node, pod_url, pods_of, ready, service_base_url
 from tests.support.stream_load import StreamingLoad, summary
 
 pytestmark = [pytest.mark.cluster, pytest.mark.real, pytest.mark.timeout(600)]
-
-
-def pod_url(pod: dict) -> str:
-    return f"http://{pod['status']['podIP']}:8000/v1"  # on the node's bridge, on this machine
 
 
 def test_a_pod_killed_mid_stream_is_replaced_and_reported_while_the_other_keeps_serving(

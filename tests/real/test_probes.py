@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from berth_operator.render import RUNTIME_CONTAINER
+from berth_runtime import contract
 from tests.support.cluster import Cluster, wait_for
 from tests.support.held_model import held_model, release
 from tests.support.operator import OperatorProcess, apply_manifest, events, with_claim
-from tests.support.real_node import demo_on_real_node, pods_of, ready
+from tests.support.real_node import demo_on_real_node, pod_url, pods_of, ready
 
 pytestmark = [pytest.mark.cluster, pytest.mark.real, pytest.mark.timeout(600)]
 HELD_SECONDS = 45  # longer than liveness allows a dead process (3 x 10 s)
@@ -61,13 +62,13 @@ def test_startup_waits_for_the_model_and_restarts_a_load_that_hangs(
         held_since = time.monotonic()
         # Up and alive, but not started and not ready while the load is held: /health answers 200 (the probe the
         # startup probe used to ask, which would have passed here), /ready 503.
-        health = f"http://{slow['status']['podIP']}:8000/health"
+        health = pod_url(slow, contract.HEALTH_PATH)
         wait_for(lambda: http_status(health) == 200, 120, "/health answering during the load")
         while time.monotonic() - held_since < HELD_SECONDS:
             pod = pods_of(cluster, namespace, "slow")[0]
             status = runtime_status(pod)
             assert not status.get("started") and not ready(pod) and status["restartCount"] == 0, status
-            assert http_status(health.replace("/health", "/ready")) == 503
+            assert http_status(pod_url(pod, contract.READY_PATH)) == 503
             time.sleep(3)
         threading.Thread(target=release, args=(slow_fifo,), daemon=True).start()
         wait_for(lambda: ready(pods_of(cluster, namespace, "slow")[0]), 120, "the slow pod Ready once loaded")

@@ -15,7 +15,8 @@ from kubernetes import client, watch
 
 from berth_operator.naming import OWNER_LABEL
 from berth_operator.render import Settings
-from tests.support.cluster import REPO_ROOT, Cluster
+from berth_runtime import contract
+from tests.support.cluster import REPO_ROOT, Cluster, condition
 from tests.support.operator import get_json
 
 
@@ -30,6 +31,7 @@ NODE_NAME = NODE["NODE_NAME"]
 NODE_IP = NODE["NODE_IP"]
 LABEL_KEY, LABEL_VALUE = NODE["NODE_LABEL"].split("=")
 TAINT_KEY, TAINT_VALUE = NODE["NODE_TAINT"].split("=")
+TOLERATION = {"key": TAINT_KEY, "operator": "Equal", "value": TAINT_VALUE, "effect": "NoSchedule"}
 # The image the product renders by default; hack/images.sh builds it under this name and imports it.
 RUNTIME_IMAGE = Settings().runtime_image
 DEMO_EXAMPLE = REPO_ROOT / "examples" / "tiny-demo.yaml"
@@ -41,10 +43,7 @@ def on_real_node(manifest: dict[str, Any]) -> dict[str, Any]:
     spec = manifest["spec"]
     scheduling = spec.setdefault("scheduling", {})
     scheduling["nodeSelector"] = {**scheduling.get("nodeSelector", {}), LABEL_KEY: LABEL_VALUE}
-    scheduling["tolerations"] = [
-        *scheduling.get("tolerations", []),
-        {"key": TAINT_KEY, "operator": "Equal", "value": TAINT_VALUE, "effect": "NoSchedule"},
-    ]
+    scheduling["tolerations"] = [*scheduling.get("tolerations", []), TOLERATION]
     spec.setdefault("runtime", {})["image"] = RUNTIME_IMAGE
     return manifest
 
@@ -67,8 +66,8 @@ def service_base_url(cluster: Cluster, namespace: str, name: str) -> str:
     """The OpenAI base URL at the Service's ClusterIP: kube-proxy's rules on this machine carry it to a pod on
     the node's bridge."""
     service = get_json(cluster, "service", name, "-n", namespace)
-    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
-    return f"http://{service['spec']['clusterIP']}:{port}/v1"
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == contract.PORT_NAME)
+    return f"http://{service['spec']['clusterIP']}:{port}{contract.API_PREFIX}"
 
 
 def pods_of(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -77,8 +76,12 @@ def pods_of(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]
 
 
 def ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return condition(pod, "Ready").get("status") == "True"
+
+
+def pod_url(pod: dict[str, Any], path: str = contract.API_PREFIX) -> str:
+    """A URL on the pod itself, at its address on the node's bridge (on this machine)."""
+    return f"http://{pod['status']['podIP']}:{contract.PORT}{path}"
 
 
 def node_logs_dir() -> Path:
